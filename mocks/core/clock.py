@@ -1,0 +1,62 @@
+"""One controllable clock shared by every mock and by the in-process reference broker.
+
+Scenarios never sleep to wait for an expiry: they advance this clock. It runs with real time
+plus an offset (so lifetimes and logs look natural) and can be frozen for exact arithmetic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class Clock:
+    """Wall-clock time plus a controllable offset; ``now()`` is what every component reads."""
+
+    def __init__(self, *, frozen_at: float | None = None) -> None:
+        self._lock = threading.Lock()
+        self._offset = 0.0
+        self._frozen_at = frozen_at
+
+    def now(self) -> float:
+        """Current sandbox time in seconds since the epoch."""
+        with self._lock:
+            if self._frozen_at is not None:
+                return self._frozen_at
+            return time.time() + self._offset
+
+    def __call__(self) -> float:
+        return self.now()
+
+    @property
+    def offset(self) -> float:
+        with self._lock:
+            return self._offset if self._frozen_at is None else self._frozen_at - time.time()
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward (or back, with a negative value); returns the new ``now()``."""
+        with self._lock:
+            if self._frozen_at is not None:
+                self._frozen_at += seconds
+            else:
+                self._offset += seconds
+        return self.now()
+
+    def set(self, epoch_seconds: float) -> float:
+        """Jump to an absolute time; the clock keeps running (or stays frozen) from there."""
+        with self._lock:
+            if self._frozen_at is not None:
+                self._frozen_at = epoch_seconds
+            else:
+                self._offset = epoch_seconds - time.time()
+        return self.now()
+
+    def reset(self) -> None:
+        """Back to real time (offset 0); a frozen clock is frozen at the real current time."""
+        with self._lock:
+            self._offset = 0.0
+            if self._frozen_at is not None:
+                self._frozen_at = time.time()
+
+    def snapshot(self) -> dict[str, float | bool]:
+        return {"now": self.now(), "offset": self.offset, "frozen": self._frozen_at is not None}

@@ -1,0 +1,40 @@
+"""The default sandbox data every scenario starts from (issue #2, DESIGN §2).
+
+Constants only: the mocks' models hold state, :mod:`mocks.sandbox` applies this data on every
+reset. Ids look like the vendors' (Okta user ids ``00u…``, client ids ``0oa…``, Databricks
+workspace ids of 16 digits) so that brokers which validate id shapes accept them.
+"""
+
+from __future__ import annotations
+
+OKTA_DOMAIN = "acme.okta.test"
+OKTA_AUTH_SERVER = "default"
+OKTA_ISSUER = f"http://{OKTA_DOMAIN}/oauth2/{OKTA_AUTH_SERVER}"
+
+USER_PASSWORD = "Sandbox-Passw0rd!"
+#: (login, Okta user id, given name, family name)
+USERS = (
+    ("alice@example.com", "00ualice0000000000x7", "Alice", "Anders"),
+    ("bob@example.com", "00ubob00000000000y7a", "Bob", "Brown"),
+)
+
+#: The reference broker's confidential Okta web client.
+BROKER_CLIENT_ID = "0oabroker00000000x7a"
+BROKER_CLIENT_SECRET = "broker-secret-Zx8uQ2vN5tL0pR3m"
+#: The confidential web client handed to other brokers in the env file (HARNESS_OKTA_CLIENT_*).
+TEST_CLIENT_ID = "0oatestclient000x7a1"
+TEST_CLIENT_SECRET = "test-secret-Hq4mW9cT2yB7kJ6s"
+#: Loopback redirect URIs; any port is accepted for them (RFC 8252 §7.3).
+LOOPBACK_REDIRECT_URIS = ("http://127.0.0.1/callback", "http://localhost/callback")
+
+DATABRICKS_DOMAIN = "cloud.databricks.test"
+DATABRICKS_ACCOUNT_ID = "6a2f5b1c-0d3e-4f7a-9b8c-1d2e3f4a5b6c"
+#: Workspace deployment name -> workspace id.
+WORKSPACES = {"dbc-aaa": "1111222233334444", "dbc-bbb": "5555666677778888"}
+FEDERATION_POLICY_ID = "okta-users"
+#: The account policy maps the ID token's ``email`` claim to the Databricks user name.
+FEDERATION_SUBJECT_CLAIM = "email"
+
+
+def workspace_host(name: str) -> str:
+    return f"{name}.{DATABRICKS_DOMAIN}"

@@ -1,0 +1,114 @@
+"""The sandbox: the server, the shared clock and journal, and every mock with its default data.
+
+``Sandbox`` is what the CLI, the pytest fixtures and the tests start. ``reset()`` (also
+``POST /_harness/reset``) puts every tenant back to the default data of :mod:`mocks.defaults`,
+so scenarios never see each other's state.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from mocks import defaults as d
+from mocks.core.clock import Clock
+from mocks.core.journal import Journal
+from mocks.core.server import SandboxContext, SandboxServer
+from mocks.databricks.models import DatabricksAccount, Workspace
+from mocks.databricks.responses import DatabricksService
+from mocks.okta.models import OktaOrg
+from mocks.okta.responses import OktaService
+
+
+class Sandbox:
+    """Mock Okta org ``acme.okta.test`` and Databricks workspaces ``dbc-aaa``/``dbc-bbb``."""
+
+    def __init__(self, *, port: int = 0, journal_size: int = 1000, clock: Clock | None = None):
+        self.context = SandboxContext(clock or Clock(), Journal(journal_size))
+        self.server = SandboxServer(self.context, port=port, on_reset=self.seed)
+        self.okta = OktaOrg(self.context, domain=d.OKTA_DOMAIN)
+        self.databricks = DatabricksAccount(
+            self.context, account_id=d.DATABRICKS_ACCOUNT_ID, domain=d.DATABRICKS_DOMAIN
+        )
+        self.server.add(OktaService(self.okta))
+        self.server.add(DatabricksService(self.databricks))
+        self.seed()
+
+    # -- shared objects ----------------------------------------------------------------
+    @property
+    def clock(self) -> Clock:
+        return self.context.clock
+
+    @property
+    def journal(self) -> Journal:
+        return self.context.journal
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server: the HTTP proxy address and the admin API host."""
+        return self.server.url
+
+    @property
+    def proxy_url(self) -> str:
+        return self.server.url
+
+    @property
+    def admin_url(self) -> str:
+        return f"{self.server.url}/_harness"
+
+    @property
+    def okta_issuer(self) -> str:
+        return self.okta.issuer(d.OKTA_AUTH_SERVER)
+
+    def workspace(self, name: str) -> Workspace:
+        return self.databricks.workspace(name)
+
+    # -- data --------------------------------------------------------------------------
+    def seed(self) -> None:
+        """Apply the default data (called at construction and after every reset)."""
+        for login, user_id, given, family in d.USERS:
+            self.okta.add_user(
+                login, d.USER_PASSWORD, user_id=user_id, given_name=given, family_name=family
+            )
+        for client_id, secret in (
+            (d.BROKER_CLIENT_ID, d.BROKER_CLIENT_SECRET),
+            (d.TEST_CLIENT_ID, d.TEST_CLIENT_SECRET),
+        ):
+            self.okta.add_client(
+                client_id,
+                client_secret=secret,
+                redirect_uris=list(d.LOOPBACK_REDIRECT_URIS),
+                token_endpoint_auth_method="client_secret_basic",
+                grant_types=["authorization_code", "refresh_token"],
+            )
+        for name, workspace_id in d.WORKSPACES.items():
+            self.databricks.add_workspace(name, workspace_id=workspace_id)
+        for login, *_ in d.USERS:
+            self.databricks.add_user(login)
+        self.databricks.add_federation_policy(
+            d.FEDERATION_POLICY_ID,
+            issuer=self.okta_issuer,
+            audiences=[d.BROKER_CLIENT_ID, d.TEST_CLIENT_ID],
+            subject_claim=d.FEDERATION_SUBJECT_CLAIM,
+        )
+
+    def reset(self) -> None:
+        self.server.reset()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Sandbox:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
