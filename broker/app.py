@@ -1,0 +1,162 @@
+"""The broker: a WSGI application wiring storage, Okta, the exchange service and the endpoints.
+
+:class:`Broker` owns every decision that a known-bad variant may override, as small, named
+hook methods (:meth:`Broker.is_valid_segment`, :meth:`Broker.cache_key`,
+:meth:`Broker.token_is_reusable`, :meth:`Broker.access_token_for_client`); the main code never
+asks "which variant am I". Time is read only from the injected ``clock`` so an in-process
+harness can move it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+from broker import authorize, metadata, registration, token
+from broker.audit import AuditLog
+from broker.config import BrokerConfig
+from broker.errors import OAuthError, invalid_target
+from broker.exchange import WorkspaceTokens
+from broker.http_util import error_response, json_response
+from broker.okta import OktaClient
+from broker.resources import Target, is_valid_segment, split_resource, workspace_for
+from broker.storage import Storage, UpstreamToken
+
+log = logging.getLogger("broker")
+
+Handler = Callable[["Broker", Request], Response]
+
+
+class Broker:
+    """The reference broker as a WSGI callable (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        base_url: str | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        #: The bound server URL; ``config.public_base_url`` wins, the request host is the last
+        #: resort (when the app is mounted by another WSGI server).
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.storage = Storage(config.storage)
+        self.http = httpx.Client(
+            proxy=config.upstream_proxy,
+            trust_env=False,
+            timeout=config.upstream_timeout,
+            follow_redirects=False,
+        )
+        self.okta = OktaClient(
+            self.http,
+            issuer=config.okta_issuer,
+            client_id=config.okta_client_id,
+            client_secret=config.okta_client_secret,
+            clock=clock,
+        )
+        self.audit = AuditLog(self.storage, clock)
+        self.tokens = WorkspaceTokens(
+            storage=self.storage,
+            okta=self.okta,
+            http=self.http,
+            audit=self.audit,
+            hooks=self,
+            clock=clock,
+            scope=config.databricks_scope,
+            id_token_margin=config.id_token_margin,
+        )
+        self._segment_regex = config.segment_regex
+        self._routes: dict[tuple[str, str], Handler] = {
+            ("GET", "/.well-known/oauth-authorization-server"): metadata.authorization_server,
+            ("POST", "/register"): registration.register,
+            ("GET", "/authorize"): authorize.authorize,
+            ("GET", "/callback"): authorize.callback,
+            ("POST", "/token"): token.token,
+            ("GET", "/health"): lambda _b, _r: json_response({"status": "ok"}, no_store=False),
+        }
+
+    # -- hooks (overridden by broker.variants) -------------------------------------------
+    def is_valid_segment(self, segment: str) -> bool:
+        """Whether a resource path segment may name a workspace (security-critical)."""
+        return is_valid_segment(segment, self._segment_regex)
+
+    def cache_key(self, workspace_host: str) -> str:
+        """Storage key of a user's workspace token: one per workspace host (BR-03)."""
+        return f"databricks-sql-{workspace_host}"
+
+    def token_is_reusable(self, token: UpstreamToken, now: float) -> bool:
+        """A stored token is served while it has more than ``reuse_margin`` seconds left."""
+        return token.expires_at - now > self.config.reuse_margin
+
+    def access_token_for_client(self, token: UpstreamToken) -> str:
+        """What the MCP client receives as ``access_token``: the workspace token."""
+        return token.access_token
+
+    # -- shared helpers ------------------------------------------------------------------
+    def base(self, request: Request) -> str:
+        """The broker's issuer / base URL for this request."""
+        return self.config.public_base_url or self.base_url or request.host_url.rstrip("/")
+
+    def target(self, resource: str, base: str) -> Target:
+        """Validate a resource indicator and map it to its workspace; else ``invalid_target``."""
+        segment = split_resource(resource, base)
+        if segment is None:
+            raise invalid_target(
+                f"resource must be {base}/v1/databricks-sql/<workspace>/mcp without query "
+                "or fragment"
+            )
+        if not self.is_valid_segment(segment):
+            raise invalid_target("the resource does not name an acceptable workspace")
+        url, host = workspace_for(segment, self.config.databricks_host_template)
+        return Target(resource=resource, segment=segment.lower(), workspace_url=url,
+                      workspace_host=host)
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """Every audit record, oldest first (in-process API for the harness)."""
+        return self.audit.records()
+
+    def reset(self) -> None:
+        """Forget everything: storage rows and cached Okta discovery/keys (between scenarios)."""
+        self.storage.wipe()
+        self.okta.forget()
+
+    def close(self) -> None:
+        self.http.close()
+        self.storage.close()
+
+    # -- WSGI ----------------------------------------------------------------------------
+    def dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith(metadata.PRM_PREFIX + "/") and request.method in ("GET", "HEAD"):
+            raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or path
+            return metadata.protected_resource(self, request, raw.split("?", 1)[0])
+        handler = self._routes.get((request.method, path))
+        if handler is None:
+            if any(p == path for _, p in self._routes):
+                return json_response({"error": "method_not_allowed"}, 405)
+            return json_response({"error": "not_found"}, 404)
+        try:
+            return handler(self, request)
+        except OAuthError as exc:
+            return error_response(exc)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except HTTPException as exc:
+            response = json_response({"error": "invalid_request",
+                                      "error_description": exc.description or exc.name},
+                                     exc.code or 400)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            response = json_response({"error": "server_error"}, 500)
+        return response(environ, start_response)

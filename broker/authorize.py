@@ -1,0 +1,194 @@
+"""The authorization endpoint and the Okta callback (OAuth 2.1 §4.1 with PKCE, RFC 9207 ``iss``).
+
+``/authorize`` validates the MCP client's request, stores a transaction and sends the browser
+to Okta with the broker's own client id, nonce and PKCE challenge. ``/callback`` completes the
+Okta login, stores the user's Okta session and returns a broker authorization code to the MCP
+client. Errors about the client or its redirect URI are shown, never redirected (an open
+redirector otherwise); every other error is redirected with ``state`` and ``iss``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from werkzeug.wrappers import Request, Response
+
+from broker.errors import OAuthError
+from broker.http_util import add_query, json_response, redirect, single_params
+from broker.okta import IdTokenError, s256
+from broker.registration import is_loopback
+from broker.storage import AuthCode, Client, Session, Transaction, secret_hash
+from broker.upstream import UpstreamError
+
+if TYPE_CHECKING:
+    from broker.app import Broker
+
+TRANSACTION_TTL = 600.0
+CODE_TTL = 60.0
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+#: Okta errors passed through to the client as they are; anything else becomes access_denied.
+PASS_THROUGH_ERRORS = ("access_denied", "login_required", "consent_required",
+                       "interaction_required", "temporarily_unavailable", "server_error")
+
+
+def redirect_uri_matches(registered: str, requested: str) -> bool:
+    """Exact string match, except that a loopback URI may use any port (RFC 8252 §7.3)."""
+    if registered == requested:
+        return True
+    if not (is_loopback(registered) and is_loopback(requested)):
+        return False
+    a, b = urlsplit(registered), urlsplit(requested)
+    try:
+        a.port, b.port  # noqa: B018 - validate ports
+    except ValueError:
+        return False
+    return (a.scheme, a.hostname, a.path, a.query, a.fragment) == (
+        b.scheme, b.hostname, b.path, b.query, b.fragment)
+
+
+def _page(error: str, description: str) -> Response:
+    """An error shown to the user instead of redirecting (unknown client, bad redirect URI)."""
+    return json_response({"error": error, "error_description": description}, status=400)
+
+
+def authorize(broker: Broker, request: Request) -> Response:
+    issuer = broker.base(request)
+    args = request.args
+    client_ids = args.getlist("client_id")
+    if len(client_ids) != 1 or not client_ids[0]:
+        return _page("invalid_request", "exactly one client_id is required")
+    client = broker.storage.get_client(client_ids[0])
+    if client is None:
+        return _page("invalid_client", "unknown client_id")
+    redirect_uris = args.getlist("redirect_uri")
+    if len(redirect_uris) > 1:
+        return _page("invalid_request", "redirect_uri was given more than once")
+    if redirect_uris:
+        redirect_uri = redirect_uris[0]
+        if not any(redirect_uri_matches(r, redirect_uri) for r in client.redirect_uris):
+            return _page("invalid_request", "redirect_uri is not registered for this client")
+    elif len(client.redirect_uris) == 1:
+        redirect_uri = client.redirect_uris[0]
+    else:
+        return _page("invalid_request", "redirect_uri is required")
+    state = args.get("state")
+    try:
+        if len(args.getlist("resource")) > 1:
+            raise OAuthError("invalid_target", "exactly one resource may be requested")
+        params = single_params(args)
+        location = _start(broker, client, redirect_uri, params, issuer)
+    except OAuthError as exc:
+        return redirect(add_query(redirect_uri, {
+            "error": exc.error, "error_description": exc.description,
+            "state": state, "iss": issuer,
+        }))
+    return redirect(location)
+
+
+def _start(broker: Broker, client: Client, redirect_uri: str, params: dict[str, str],
+           issuer: str) -> str:
+    """Validate the rest of the request, store a transaction, return the Okta URL."""
+    if params.get("response_type") != "code":
+        raise OAuthError("unsupported_response_type", "response_type must be code")
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if not challenge:
+        raise OAuthError("invalid_request", "code_challenge is required (PKCE)")
+    if method != "S256":
+        raise OAuthError("invalid_request", "code_challenge_method must be S256")
+    if not _CHALLENGE.fullmatch(challenge):
+        raise OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 value")
+    resource = params.get("resource")
+    if not resource:
+        raise OAuthError("invalid_target", "resource is required")
+    broker.target(resource, issuer)  # raises invalid_target before any upstream request
+    scope = broker.config.databricks_scope
+    requested = params.get("scope")
+    if requested is not None and requested.strip() and scope not in requested.split():
+        raise OAuthError("invalid_scope", f"the only scope offered is {scope!r}")
+    verifier = secrets.token_urlsafe(48)
+    nonce = secrets.token_urlsafe(24)
+    transaction = Transaction(
+        id=secrets.token_urlsafe(24),
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        code_challenge=challenge,
+        state=params.get("state"),
+        resource=resource,
+        scope=scope,
+        nonce=nonce,
+        okta_verifier=verifier,
+        expires_at=broker.clock() + TRANSACTION_TTL,
+    )
+    try:
+        url = broker.okta.authorize_url(
+            state=transaction.id, nonce=nonce, code_challenge=s256(verifier),
+            redirect_uri=f"{issuer}/callback",
+        )
+    except UpstreamError as exc:
+        raise OAuthError("temporarily_unavailable", exc.summary()) from None
+    broker.storage.add_transaction(transaction)
+    return url
+
+
+def callback(broker: Broker, request: Request) -> Response:
+    issuer = broker.base(request)
+    state = request.args.get("state")
+    if not state:
+        return _page("invalid_request", "state is missing")
+    transaction = broker.storage.pop_transaction(state)
+    if transaction is None or transaction.expires_at <= broker.clock():
+        return _page("invalid_request", "unknown or expired login transaction; start again")
+
+    def to_client(params: dict[str, str | None]) -> Response:
+        return redirect(add_query(transaction.redirect_uri,
+                                  {**params, "state": transaction.state, "iss": issuer}))
+
+    if "error" in request.args:
+        okta_error = request.args.get("error", "")
+        error = okta_error if okta_error in PASS_THROUGH_ERRORS else "access_denied"
+        detail = request.args.get("error_description") or okta_error
+        return to_client({"error": error,
+                          "error_description": f"identity provider: {detail}"[:300]})
+    code = request.args.get("code")
+    if not code:
+        return to_client({"error": "access_denied",
+                          "error_description": "identity provider returned no code"})
+    try:
+        tokens = broker.okta.exchange_code(
+            code=code, verifier=transaction.okta_verifier,
+            redirect_uri=f"{issuer}/callback", nonce=transaction.nonce,
+        )
+    except UpstreamError as exc:
+        error = "temporarily_unavailable" if exc.temporary else "access_denied"
+        return to_client({"error": error, "error_description": exc.summary()})
+    except IdTokenError as exc:
+        return to_client({"error": "access_denied",
+                          "error_description": f"identity provider ID token: {exc}"})
+    now = broker.clock()
+    email = tokens.claims.get("email")
+    broker.storage.upsert_session(Session(
+        user_id=tokens.user_id,
+        email=str(email) if email else None,
+        id_token=tokens.id_token,
+        id_token_expires_at=tokens.expires_at,
+        okta_refresh_token=tokens.refresh_token,
+        updated_at=now,
+    ))
+    code_value = secrets.token_urlsafe(32)
+    broker.storage.add_code(AuthCode(
+        code_hash=secret_hash(code_value),
+        client_id=transaction.client_id,
+        redirect_uri=transaction.redirect_uri,
+        code_challenge=transaction.code_challenge,
+        resource=transaction.resource,
+        scope=transaction.scope,
+        user_id=tokens.user_id,
+        expires_at=now + CODE_TTL,
+        used=False,
+        family_id=None,
+    ))
+    return to_client({"code": code_value})

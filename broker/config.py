@@ -1,0 +1,169 @@
+"""Broker configuration: one validated, immutable dataclass.
+
+Everything is checked at construction so a misconfigured broker fails at start with one clear
+sentence instead of misbehaving on the first request (or, worse, building upstream URLs from an
+attacker-controlled path segment through a sloppy host template).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_HOST_TEMPLATE = "https://%s.cloud.databricks.com"
+DEFAULT_SEGMENT_PATTERN = r"^dbc-[a-z0-9-]+$"
+DEFAULT_STORAGE = "broker.sqlite3"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the setting and the reason."""
+
+
+def _check_url(name: str, value: str, *, allow_path: bool = True) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an absolute http(s) URL, got {value!r}")
+    if parts.query or parts.fragment or "#" in value or "?" in value:
+        raise ConfigError(f"{name} must not have a query or fragment, got {value!r}")
+    if not allow_path and parts.path not in ("", "/"):
+        raise ConfigError(f"{name} must not have a path, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Settings of the reference broker (see the module docstring for why it validates eagerly).
+
+    ``databricks_host_template`` is a ``%``-format string with exactly one ``%s`` that receives
+    the lower-cased, validated resource segment (``dbc-aaa`` → ``https://dbc-aaa.cloud…``).
+    ``segment_pattern`` is matched case-insensitively with ``re.fullmatch``; segments must also
+    be DNS labels (letters, digits, inner hyphens, at most 63 characters) whatever the pattern.
+    ``reuse_margin``: a stored workspace token is served until it has this many seconds left.
+    ``id_token_margin``: the Okta ID token is refreshed before an exchange when it has fewer
+    seconds left, because Databricks derives the workspace token lifetime from it.
+    ``refresh_token_ttl``: lifetime of the broker's own refresh tokens (not the Okta ones).
+    """
+
+    okta_issuer: str
+    okta_client_id: str
+    okta_client_secret: str = field(repr=False)
+    upstream_proxy: str | None = None
+    databricks_host_template: str = DEFAULT_HOST_TEMPLATE
+    segment_pattern: str = DEFAULT_SEGMENT_PATTERN
+    databricks_scope: str = "sql"
+    storage: str = DEFAULT_STORAGE
+    reuse_margin: float = 60.0
+    id_token_margin: float = 60.0
+    public_base_url: str | None = None
+    refresh_token_ttl: float = 90 * 24 * 3600.0
+    upstream_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("okta_issuer", "okta_client_id", "okta_client_secret"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{name} is required")
+        _check_url("okta_issuer", self.okta_issuer)
+        if self.okta_issuer.endswith("/"):
+            raise ConfigError(
+                f"okta_issuer must be the exact issuer, without a trailing slash: "
+                f"{self.okta_issuer!r}"
+            )
+        if self.upstream_proxy is not None:
+            _check_url("upstream_proxy", self.upstream_proxy)
+        self._check_host_template()
+        try:
+            re.compile(self.segment_pattern)
+        except re.error as exc:
+            raise ConfigError(f"segment_pattern is not a valid regular expression: {exc}") from exc
+        if not re.fullmatch(r"[A-Za-z0-9:._-]+", self.databricks_scope or ""):
+            raise ConfigError(
+                f"databricks_scope must be one scope token, got {self.databricks_scope!r}"
+            )
+        if not isinstance(self.storage, str) or not self.storage:
+            raise ConfigError("storage must be a SQLite file path or ':memory:'")
+        for name in ("reuse_margin", "id_token_margin", "refresh_token_ttl", "upstream_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative number of seconds, got {value!r}")
+        if self.upstream_timeout == 0 or self.refresh_token_ttl == 0:
+            raise ConfigError("upstream_timeout and refresh_token_ttl must be positive")
+        if self.public_base_url is not None:
+            _check_url("public_base_url", self.public_base_url)
+            # The base URL is the issuer (RFC 8414 §2): store it without a trailing slash so
+            # string comparisons of issuer and resource URLs are exact.
+            object.__setattr__(self, "public_base_url", self.public_base_url.rstrip("/"))
+
+    def _check_host_template(self) -> None:
+        template = self.databricks_host_template
+        if not isinstance(template, str) or template.count("%s") != 1 or template.count("%") != 1:
+            raise ConfigError(
+                f"databricks_host_template must contain exactly one %s and no other %, "
+                f"got {template!r}"
+            )
+        example = template % "dbc-example"
+        _check_url("databricks_host_template", example, allow_path=False)
+        host = urlsplit(example).hostname or ""
+        if "dbc-example" not in host:
+            raise ConfigError(
+                f"databricks_host_template must put the segment in the host name, got {template!r}"
+            )
+
+    @property
+    def segment_regex(self) -> re.Pattern[str]:
+        """The compiled segment pattern (case-insensitive)."""
+        return re.compile(self.segment_pattern, re.IGNORECASE)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BrokerConfig:
+        """Build a config from ``BROKER_*`` variables, falling back to the harness's ``HARNESS_*``.
+
+        ``BROKER_X`` wins over ``HARNESS_X`` so a user can override one value of an env file
+        printed by ``mcp-harness env``. Numbers that do not parse raise :class:`ConfigError`.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str, *aliases: str) -> str | None:
+            for key in (f"BROKER_{name}", *aliases, f"HARNESS_{name}"):
+                value = env.get(key)
+                if value:
+                    return value
+            return None
+
+        kwargs: dict[str, object] = {}
+        for attr, name, aliases in (
+            ("okta_issuer", "OKTA_ISSUER", ()),
+            ("okta_client_id", "OKTA_CLIENT_ID", ()),
+            ("okta_client_secret", "OKTA_CLIENT_SECRET", ()),
+            ("upstream_proxy", "UPSTREAM_PROXY", ("BROKER_PROXY", "HARNESS_PROXY")),
+            ("databricks_host_template", "DATABRICKS_HOST_TEMPLATE", ()),
+            ("segment_pattern", "SEGMENT_PATTERN", ()),
+            ("databricks_scope", "DATABRICKS_SCOPE", ()),
+            ("storage", "STORAGE", ()),
+            ("public_base_url", "PUBLIC_BASE_URL", ()),
+        ):
+            value = get(name, *aliases)
+            if value is not None:
+                kwargs[attr] = value
+        for attr, name in (
+            ("reuse_margin", "REUSE_MARGIN"),
+            ("id_token_margin", "ID_TOKEN_MARGIN"),
+            ("refresh_token_ttl", "REFRESH_TOKEN_TTL"),
+            ("upstream_timeout", "UPSTREAM_TIMEOUT"),
+        ):
+            raw = get(name)
+            if raw is not None:
+                try:
+                    kwargs[attr] = float(raw)
+                except ValueError:
+                    raise ConfigError(f"BROKER_{name} must be a number, got {raw!r}") from None
+        missing = [
+            f"BROKER_{n.upper()} (or HARNESS_{n.upper()})"
+            for n in ("okta_issuer", "okta_client_id", "okta_client_secret")
+            if n not in kwargs
+        ]
+        if missing:
+            raise ConfigError("missing setting(s): " + ", ".join(missing))
+        return cls(**kwargs)  # type: ignore[arg-type]

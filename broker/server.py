@@ -1,0 +1,88 @@
+"""Run the broker on a loopback port in a background thread (in-process harness and tests).
+
+The socket is bound first so that, without ``public_base_url``, the broker's issuer and
+resource URLs use the real port (``port=0`` picks a free one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from broker.app import Broker
+from broker.config import BrokerConfig
+from broker.variants import create_broker
+
+
+class BrokerServer:
+    """``BrokerServer(config).start()`` → serving at ``.url``; ``.broker`` is the app object."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        defect: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.config = config
+        self.host = host
+        self.port = port
+        self.broker: Broker = create_broker(config, clock=clock, defect=defect)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker's base URL (``public_base_url`` when configured)."""
+        if self.config.public_base_url:
+            return self.config.public_base_url
+        if self._server is None:
+            raise RuntimeError("BrokerServer is not started")
+        return self._bound_url
+
+    @property
+    def _bound_url(self) -> str:
+        assert self._server is not None
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"http://{host}:{self._server.server_port}"
+
+    def start(self) -> BrokerServer:
+        if self._server is not None:
+            return self
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = make_server(self.host, self.port, self.broker, threaded=True)
+        self.broker.base_url = self.url
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="broker-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.broker.close()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> BrokerServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,78 @@
+"""Known-bad broker variants, used to test the tester (DESIGN §7, ``--broker reference:<d>``).
+
+Each defect is one small subclass overriding exactly one hook of :class:`broker.app.Broker`,
+so the real code stays free of ``if defect`` branches and each defect is easy to review.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from broker.app import Broker
+from broker.config import BrokerConfig
+from broker.storage import UpstreamToken
+
+
+class SharedCacheBroker(Broker):
+    """One cache key for every workspace: a token of workspace A is served for workspace B."""
+
+    def cache_key(self, workspace_host: str) -> str:
+        return "databricks-sql"
+
+
+class NoSegmentCheckBroker(Broker):
+    """Any non-empty segment names a workspace (``evil``, ``dbc-a.evil.com``, …)."""
+
+    def is_valid_segment(self, segment: str) -> bool:
+        return bool(segment)
+
+
+class StaleTokensBroker(Broker):
+    """Stored workspace tokens are served even after they expired."""
+
+    def token_is_reusable(self, token: UpstreamToken, now: float) -> bool:
+        return True
+
+
+class LeakIdTokenBroker(Broker):
+    """Returns the user's Okta ID token as ``access_token`` instead of the workspace token."""
+
+    def access_token_for_client(self, token: UpstreamToken) -> str:
+        session = self.storage.get_session(token.user_id)
+        return session.id_token if session is not None else token.access_token
+
+
+VARIANTS: dict[str, type[Broker]] = {
+    "shared-cache": SharedCacheBroker,
+    "no-segment-check": NoSegmentCheckBroker,
+    "stale-tokens": StaleTokensBroker,
+    "leak-id-token": LeakIdTokenBroker,
+}
+
+DEFECTS: dict[str, str] = {
+    name: (cls.__doc__ or name).strip().splitlines()[0] for name, cls in VARIANTS.items()
+}
+
+
+def broker_class(defect: str | None) -> type[Broker]:
+    """The class implementing ``defect`` (None: the correct broker)."""
+    if defect is None:
+        return Broker
+    try:
+        return VARIANTS[defect]
+    except KeyError:
+        raise ValueError(
+            f"unknown broker defect {defect!r}; valid defects: {', '.join(sorted(VARIANTS))}"
+        ) from None
+
+
+def create_broker(
+    config: BrokerConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    defect: str | None = None,
+    base_url: str | None = None,
+) -> Broker:
+    """Build the reference broker, or one of its known-bad variants, as a WSGI app."""
+    return broker_class(defect)(config, clock=clock, base_url=base_url)
