@@ -1,0 +1,259 @@
+"""``mcp-harness``: run scenarios, serve the sandbox, list and validate scenario files.
+
+Exit codes (DESIGN §5, as Schemathesis and the MCP conformance suite use them): 0 all passed,
+1 a conformance failure, 2 a usage or scenario-file error, 3 a harness error. Errors are one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+import harness
+from harness.results import CheckResult, RunResult, Status
+from harness.scenario import Scenario, ScenarioError, default_scenario_dir, load_paths
+from harness.selection import SelectionError, matcher
+from harness.targets import TargetError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-harness",
+        description="Local sandbox and conformance harness for MCP token brokers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {harness.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run scenarios against a broker and write reports")
+    run.add_argument("paths", nargs="*", type=Path, help="scenario files or directories (default: the bundled scenarios)")
+    run.add_argument("--broker", default="reference", help="reference, reference:<defect> or url:<base> (default: reference)")
+    run.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default: reports/)")
+    run.add_argument("--report", default="html,json,junit,md", help="formats: html,json,junit,md (default: all)")
+    run.add_argument("-k", dest="keyword", default=None, help="select scenarios by id substring expression")
+    run.add_argument("-x", "--exitfirst", action="store_true", help="stop after the first failing scenario")
+    run.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only the verdict")
+
+    serve = sub.add_parser("serve", help="keep the sandbox and the reference broker up")
+    serve.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
+    serve.add_argument("--broker-port", type=int, default=0, help="reference broker port (default: free)")
+    serve.add_argument("--env-file", type=Path, help="write HARNESS_* KEY=value lines here once ready")
+
+    lst = sub.add_parser("list", help="list scenarios and reference broker variants")
+    lst.add_argument("paths", nargs="*", type=Path)
+
+    validate = sub.add_parser("validate", help="check scenario files against the schema")
+    validate.add_argument("paths", nargs="*", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "serve":
+            return _cmd_serve(args)
+        if args.command == "list":
+            return _cmd_list(args)
+        return _cmd_validate(args)
+    except (UsageError, ScenarioError, SelectionError, TargetError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_HARNESS
+    except Exception as exc:  # a harness bug: one line, exit 3, never a traceback
+        _error(f"harness error: {type(exc).__name__}: {exc}")
+        return EXIT_HARNESS
+
+
+def _error(message: str) -> None:
+    lines = message.splitlines() or [""]
+    print(f"mcp-harness: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(f"  {line}", file=sys.stderr)
+
+
+def _load(paths: list[Path]) -> list[Scenario]:
+    return load_paths(paths or [default_scenario_dir()])
+
+
+def _formats(spec: str) -> list[str]:
+    from harness.reporting import FORMATS
+
+    chosen = [f.strip() for f in spec.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise UsageError(f"--report: unknown format(s) {', '.join(unknown) or '(none)'}; use {','.join(FORMATS)}")
+    return chosen
+
+
+# -- run ---------------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.reporting import new_run_id, write_reports
+    from harness.session import HarnessSession
+
+    formats = _formats(args.report)
+    select = matcher(args.keyword)
+    scenarios = [s for s in _load(args.paths) if select(s.id)]
+    if not scenarios:
+        raise UsageError("no scenario matches the selection")
+    with HarnessSession(args.broker, port=args.port) as session:
+        run = session.new_run(new_run_id(time.time()))
+        for scenario in scenarios:
+            result = session.run_scenario(scenario)
+            run.scenarios.append(result)
+            if not args.quiet:
+                print(_row(result.status.value, result.id, _check_counts(result.checks)), flush=True)
+            if args.exitfirst and result.status in (Status.FAILED, Status.ERROR):
+                break
+        run.finished_at = time.time()
+    out = write_reports(run, args.report_dir, formats)
+    _print_summary(run, out, args.quiet)
+    return run.exit_code
+
+
+def _check_counts(checks: list[CheckResult]) -> str:
+    passed = sum(1 for c in checks if c.status is Status.PASSED)
+    failed = [c.id for c in checks if c.status is Status.FAILED]
+    text = f"{passed}/{len(checks)} checks passed"
+    return text + (f"; failed: {', '.join(failed)}" if failed else "")
+
+
+def _row(status: str, scenario_id: str, detail: str) -> str:
+    shown = scenario_id if len(scenario_id) <= 44 else scenario_id[:41] + "..."
+    return f"{status:<8} {shown:<44} {detail}"
+
+
+def _print_summary(run: RunResult, out: Path, quiet: bool) -> None:
+    summary = run.summary
+    counts = ", ".join(f"{summary[s.value]} {s.value.lower()}" for s in Status if summary[s.value])
+    verdict = {0: "PASSED", 1: "FAILED", 3: "ERROR"}[run.exit_code]
+    if not quiet:
+        print("-" * 78)
+        for scenario in run.scenarios:
+            if scenario.status in (Status.FAILED, Status.ERROR):
+                print(f"{scenario.status.value}: {scenario.id} ({scenario.file}:{scenario.line})")
+                if scenario.error:
+                    print(f"    {scenario.error}")
+                for check in scenario.failed_checks():
+                    print(f"    {check.id} {check.title}: {check.message}")
+                print(f"    rerun: {scenario.reproduce}")
+    print(f"{verdict}: {summary['total']} scenarios ({counts}) against {run.broker}")
+    print(f"report: {out / 'report.html'}")
+
+
+# -- serve -------------------------------------------------------------------------------
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from harness.targets import ReferenceTarget
+    from mocks import defaults
+    from mocks.sandbox import Sandbox
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sandbox = Sandbox(port=args.port).start()
+    try:
+        target = ReferenceTarget(sandbox, port=args.broker_port)
+        try:
+            _wait_until_ready(sandbox.admin_url + "/health", target.url + "/.well-known/oauth-authorization-server")
+            values = {
+                "HARNESS_PROXY": sandbox.proxy_url,
+                "HARNESS_ADMIN": sandbox.admin_url,
+                "HARNESS_OKTA_ISSUER": sandbox.okta_issuer,
+                "HARNESS_OKTA_CLIENT_ID": defaults.TEST_CLIENT_ID,
+                "HARNESS_OKTA_CLIENT_SECRET": defaults.TEST_CLIENT_SECRET,
+                "HARNESS_USERS": ",".join(login for login, *_ in defaults.USERS),
+                "HARNESS_USER_PASSWORD": defaults.USER_PASSWORD,
+                "HARNESS_DATABRICKS_WORKSPACES": ",".join(
+                    sandbox.workspace(name).url for name in defaults.WORKSPACES
+                ),
+                "HARNESS_BROKER": target.url,
+            }
+            print(f"mcp-harness {harness.__version__}: sandbox and reference broker are up")
+            print(f"  sandbox (HTTP proxy)   {sandbox.proxy_url}")
+            print(f"  admin API              {sandbox.admin_url}/")
+            print(f"  Okta issuer            {sandbox.okta_issuer}")
+            for name in defaults.WORKSPACES:
+                print(f"  Databricks workspace   {sandbox.workspace(name).url}")
+            print(f"  reference broker       {target.url}")
+            print(f"  broker resources       {target.url}/v1/databricks-sql/<dbc-segment>/mcp")
+            print(f"  users                  {values['HARNESS_USERS']} (password in the env file)")
+            if args.env_file:
+                _write_env_file(args.env_file, values)
+                print(f"  env file               {args.env_file}")
+            print("Press Ctrl+C to stop.", flush=True)
+            stop.wait()
+        finally:
+            target.stop()
+    finally:
+        sandbox.stop()
+    return EXIT_OK
+
+
+def _wait_until_ready(*urls: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(trust_env=False, timeout=2.0) as client:
+        for url in urls:
+            while True:
+                try:
+                    if client.get(url).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+                time.sleep(0.05)  # start-up polling, not expiry waiting
+
+
+def _write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Write atomically so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{key}={value}\n" for key, value in values.items())
+    os.replace(tmp, path)
+
+
+# -- list / validate -------------------------------------------------------------------------
+def _cmd_list(args: argparse.Namespace) -> int:
+    from broker.variants import DEFECTS
+
+    scenarios = _load(args.paths)
+    print("Scenarios:")
+    for scenario in scenarios:
+        print(f"  {scenario.id:<44} {' '.join(scenario.requirements)}")
+    print("Brokers:")
+    print(f"  {'reference':<44} the reference broker (in-process)")
+    for name, description in sorted(DEFECTS.items()):
+        print(f"  {'reference:' + name:<44} {description}")
+    print(f"  {'url:<base>':<44} a broker already running at <base>")
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    scenarios = _load(args.paths)
+    files = sorted({s.file for s in scenarios})
+    print(f"ok: {len(files)} file(s), {len(scenarios)} scenario(s)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The MCP client the harness plays against a broker, over real HTTP.
+
+It does what Claude, Cursor or the MCP SDK do: dynamic client registration (RFC 7591), an
+authorization request with PKCE S256 and a ``resource`` indicator (RFC 8707), the user's
+login at the IdP through its HTML form, the code redemption, and refresh-token grants that ask
+for a token per resource. Broker hosts are reached directly; sandbox hosts (``*.test``) through
+the sandbox server as an HTTP proxy, as a browser or client would reach them over the network.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import httpx
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from harness.evidence import EvidenceRecorder
+
+REDIRECT_URI = "http://127.0.0.1:53682/callback"
+
+
+class FlowError(Exception):
+    """The broker (or IdP) did not let a client flow proceed; a conformance failure."""
+
+
+@dataclass
+class ClientRegistration:
+    client_id: str
+    redirect_uri: str
+    client_secret: str | None = None
+
+
+@dataclass
+class Session:
+    """A user's grant at the broker, as the MCP client holds it."""
+
+    user: str
+    client: ClientRegistration
+    refresh_token: str | None = None
+    tokens: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _FormParser(HTMLParser):
+    """Finds the first form of a login page with its action and inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.inputs: dict[str, str] = {}
+        self._in_form = False
+        self._done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        if tag == "form" and not self._done:
+            self._in_form = True
+            self.action = attributes.get("action", "")
+        elif tag == "input" and self._in_form and attributes.get("name"):
+            self.inputs[attributes["name"]] = attributes.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form" and self._in_form:
+            self._in_form = False
+            self._done = True
+
+
+def parse_login_form(html: str) -> tuple[str, dict[str, str]]:
+    parser = _FormParser()
+    parser.feed(html)
+    if parser.action is None:
+        raise FlowError("the IdP login page has no form")
+    return parser.action, parser.inputs
+
+
+def make_http_client(proxy_url: str) -> httpx.Client:
+    """Direct for the broker (loopback), through the sandbox proxy for ``*.test`` hosts."""
+    return httpx.Client(
+        trust_env=False,
+        follow_redirects=False,
+        timeout=15.0,
+        mounts={"all://*.test": httpx.HTTPTransport(proxy=proxy_url)},
+    )
+
+
+class McpClient:
+    """One MCP client's view of a broker; every request goes through the evidence recorder."""
+
+    def __init__(self, broker_url: str, recorder: EvidenceRecorder) -> None:
+        self.broker_url = broker_url.rstrip("/")
+        self.http = recorder
+        self._metadata: dict[str, Any] | None = None
+
+    # -- discovery and registration -----------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            url = f"{self.broker_url}/.well-known/oauth-authorization-server"
+            response = self.http.request("GET", url)
+            if response.status_code != 200:
+                raise FlowError(f"authorization server metadata: HTTP {response.status_code}")
+            self._metadata = _json_object(response, "authorization server metadata")
+        return self._metadata
+
+    def endpoint(self, name: str, default_path: str) -> str:
+        value = self.metadata().get(name)
+        return value if isinstance(value, str) and value else f"{self.broker_url}{default_path}"
+
+    def register(self, redirect_uri: str = REDIRECT_URI) -> ClientRegistration:
+        body = {
+            "client_name": "mcp-broker-harness",
+            "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+        response = self.http.request(
+            "POST", self.endpoint("registration_endpoint", "/register"), json=body
+        )
+        if response.status_code not in (200, 201):
+            raise FlowError(f"client registration: HTTP {response.status_code}")
+        data = _json_object(response, "client registration")
+        client_id = data.get("client_id")
+        if not isinstance(client_id, str) or not client_id:
+            raise FlowError("client registration: no client_id in the response")
+        return ClientRegistration(client_id, redirect_uri, data.get("client_secret"))
+
+    # -- authorization code flow --------------------------------------------------------
+    def login(
+        self, client: ClientRegistration, user: str, password: str, resource: str
+    ) -> tuple[httpx.Response, Session]:
+        """Authorize at the broker, sign in at the IdP's form, redeem the code."""
+        verifier = secrets.token_urlsafe(48)
+        state = secrets.token_urlsafe(16)
+        params = {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": client.redirect_uri,
+            "code_challenge": create_s256_code_challenge(verifier),
+            "code_challenge_method": "S256",
+            "state": state,
+            "resource": resource,
+        }
+        authorize = self.endpoint("authorization_endpoint", "/authorize")
+        response = self.http.request("GET", f"{authorize}?{urlencode(params)}")
+        location = self._follow_to_client(response, user, password, client.redirect_uri)
+        query = parse_qs(urlsplit(location).query)
+        if "error" in query:
+            raise FlowError(
+                f"authorization failed: {query['error'][0]}: "
+                f"{query.get('error_description', [''])[0]}"
+            )
+        if query.get("state", [None])[0] != state:
+            raise FlowError("the authorization response does not carry the request's state")
+        code = query.get("code", [None])[0]
+        if not code:
+            raise FlowError("the authorization response has no code")
+        token = self.http.request(
+            "POST",
+            self.endpoint("token_endpoint", "/token"),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": client.redirect_uri,
+                "client_id": client.client_id,
+                "code_verifier": verifier,
+                "resource": resource,
+            },
+        )
+        session = Session(user=user, client=client)
+        self._remember(session, token)
+        return token, session
+
+    def _follow_to_client(
+        self, response: httpx.Response, user: str, password: str, redirect_uri: str
+    ) -> str:
+        """Follow redirects (and the IdP's login form) until one targets the client."""
+        client_prefix = redirect_uri.split("?")[0]
+        for _ in range(10):
+            if response.status_code in (301, 302, 303, 307, 308):
+                location = urljoin(str(response.request.url), response.headers.get("location", ""))
+                if location.startswith(client_prefix):
+                    return location
+                response = self.http.request("GET", location)
+                continue
+            if response.status_code == 200 and "text/html" in response.headers.get("content-type", ""):
+                action, inputs = parse_login_form(response.text)
+                if "password" not in inputs and "username" not in inputs:
+                    raise FlowError("the IdP page is not a login form")
+                inputs.update({"username": user, "password": password})
+                target = urljoin(str(response.request.url), action)
+                response = self.http.request("POST", target, data=inputs)
+                if response.status_code == 200:
+                    raise FlowError("the IdP rejected the login (the form came back)")
+                continue
+            raise FlowError(
+                f"authorization flow stopped at {response.request.url.host}"
+                f"{response.request.url.path}: HTTP {response.status_code}"
+            )
+        raise FlowError("too many redirects in the authorization flow")
+
+    # -- tokens per resource -------------------------------------------------------------
+    def token_for(self, session: Session, resource: str) -> httpx.Response:
+        """Refresh-token grant asking for a token for ``resource`` (RFC 8707 §2.2)."""
+        if session.refresh_token is None:
+            raise FlowError("the broker issued no refresh token at login")
+        response = self.http.request(
+            "POST",
+            self.endpoint("token_endpoint", "/token"),
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": session.refresh_token,
+                "client_id": session.client.client_id,
+                "resource": resource,
+            },
+        )
+        self._remember(session, response)
+        return response
+
+    @staticmethod
+    def _remember(session: Session, response: httpx.Response) -> None:
+        if response.status_code != 200:
+            return
+        try:
+            data = response.json()
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            session.tokens.append(data)
+            if isinstance(data.get("refresh_token"), str):
+                session.refresh_token = data["refresh_token"]
+
+    # -- MCP ---------------------------------------------------------------------------
+    def mcp_call(
+        self, url: str, token: str, method: str, params: dict[str, Any] | None, request_id: int
+    ) -> httpx.Response:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            body["params"] = params
+        return self.http.request(
+            "POST",
+            url,
+            json=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise FlowError(f"{what}: the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise FlowError(f"{what}: the body is not a JSON object")
+    return data

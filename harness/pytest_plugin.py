@@ -1,0 +1,149 @@
+"""pytest plugin (``pytest11`` entry point): ``*.scenario.yaml`` files become pytest items.
+
+One item per scenario variant, named by its id (``invalid-segment[newline]``), so pytest's own
+``-k``, ``-x`` and ``--junitxml`` work as usual. One sandbox and one broker serve the whole
+session and are reset before every scenario. Options (all prefixed, like Tavern's):
+``--harness-broker`` selects the broker (default ``reference``); ``--harness-report-dir``
+also writes the harness reports at the end of the session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.results import RunResult, ScenarioResult, Status
+from harness.scenario import SCENARIO_SUFFIX, Scenario, ScenarioError, load_file
+
+_SESSION_KEY = pytest.StashKey["Any"]()
+_RUN_KEY = pytest.StashKey[RunResult | None]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mcp-harness", "MCP broker conformance scenarios")
+    group.addoption(
+        "--harness-broker",
+        default=None,
+        help="broker under test: reference, reference:<defect> or url:<base> (default: reference)",
+    )
+    group.addoption(
+        "--harness-report-dir",
+        default=None,
+        help="also write the harness reports (HTML, JSON, JUnit, Markdown) to this directory",
+    )
+    parser.addini("harness_broker", "default broker under test", default="reference")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirement(id): requirement catalog row a scenario covers")
+    config.stash[_SESSION_KEY] = None
+    config.stash[_RUN_KEY] = None
+
+
+def _broker(config: pytest.Config) -> str:
+    return str(config.getoption("--harness-broker") or config.getini("harness_broker"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name.endswith(SCENARIO_SUFFIX):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            scenarios = load_file(self.path)
+        except ScenarioError as exc:
+            raise ScenarioFileError(str(exc)) from None
+        for scenario in scenarios:
+            yield ScenarioItem.from_parent(self, name=scenario.id, scenario=scenario)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, ScenarioFileError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+
+class ScenarioFileError(Exception):
+    pass
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.id)
+        self.result = result
+
+
+def _session(config: pytest.Config) -> Any:
+    from harness.session import HarnessSession
+
+    session = config.stash[_SESSION_KEY]
+    if session is None:
+        session = HarnessSession(_broker(config)).start()
+        config.stash[_SESSION_KEY] = session
+        run = session.new_run(f"pytest-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+        config.stash[_RUN_KEY] = run
+    return session
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.user_properties.append(("requirements", " ".join(scenario.requirements)))
+        for requirement in scenario.requirements:
+            self.add_marker(pytest.mark.requirement(requirement))
+
+    def runtest(self) -> None:
+        session = _session(self.config)
+        result: ScenarioResult = session.run_scenario(self.scenario)
+        run = self.config.stash[_RUN_KEY]
+        if run is not None:
+            run.scenarios.append(result)
+        for check in result.checks:
+            self.user_properties.append((f"check:{check.id}", check.status.value))
+        if result.status is Status.SKIPPED:
+            pytest.skip("; ".join(c.message for c in result.checks if c.message) or "skipped")
+        if result.status in (Status.FAILED, Status.ERROR):
+            raise ScenarioFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
+        if not isinstance(excinfo.value, ScenarioFailed):
+            return str(super().repr_failure(excinfo))
+        result = excinfo.value.result
+        lines = [f"scenario {result.id} {result.status.value} ({result.file}:{result.line})"]
+        if result.error:
+            lines.append(f"  harness error: {result.error}")
+        for check in result.checks:
+            if check.status in (Status.FAILED,):
+                lines.append(f"  {check.id} FAILED: {check.title}")
+                if check.message:
+                    lines.append(f"      {check.message}")
+        for check in result.checks:
+            if check.status is Status.FAILED and check.reproduce:
+                lines.append("  reproduce:")
+                lines.extend(f"      {line}" for line in check.reproduce.splitlines())
+                break
+        return "\n".join(lines)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.scenario.line - 1, f"scenario: {self.scenario.id}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None:
+        return
+    run = config.stash.get(_RUN_KEY, None)
+    report_dir = config.getoption("--harness-report-dir")
+    session.stop()
+    if run is not None and report_dir and run.scenarios:
+        from harness.reporting import write_reports
+
+        run.finished_at = time.time()
+        write_reports(run, Path(report_dir))

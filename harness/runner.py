@@ -1,0 +1,542 @@
+"""Runs one scenario against a broker and the sandbox, producing a :class:`ScenarioResult`.
+
+Steps are client actions (``register``, ``login``, ``token``, ``mcp``), admin actions
+(``clock``, ``okta``, ``mark``) and expectations (``expect``, ``expect_journal``,
+``expect_query_history``, and the ``expect`` block of an action). Every expectation is one
+check with a stable ID. A broker that stops a client flow (``FlowError``) fails the scenario
+with a FLOW check; an exception inside the harness makes it ERROR (exit code 3), so a harness
+bug is never reported as a broker defect. ``finally`` steps always run.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from harness.client import (
+    REDIRECT_URI,
+    ClientRegistration,
+    FlowError,
+    McpClient,
+    Session,
+    make_http_client,
+)
+from harness.evidence import EvidenceRecorder
+from harness.results import CheckResult, ScenarioResult, Status, TokenRecord
+from harness.scenario import Scenario
+from harness.targets import Target
+from harness.templating import TemplateError, render
+from mocks import defaults
+from mocks.core.redact import decode_jwt_unverified, fingerprint, mask, redact_text
+from mocks.sandbox import Sandbox
+
+LEVEL_ON_FAILURE = {"MUST": Status.FAILED, "SHOULD": Status.WARNING, "MAY": Status.INFO}
+
+
+class ScenarioAbort(Exception):
+    """Stop the remaining steps (the failure is already recorded as a check)."""
+
+
+def user_login(name: str) -> str:
+    """``alice`` → ``alice@example.com`` for the sandbox users; logins pass through."""
+    for login, *_ in defaults.USERS:
+        if name == login or name == login.split("@")[0]:
+            return login
+    return name
+
+
+class ScenarioRunner:
+    """Runs scenarios against one target; the sandbox and target are reset before each."""
+
+    def __init__(self, sandbox: Sandbox, target: Target) -> None:
+        self.sandbox = sandbox
+        self.target = target
+
+    def run(self, scenario: Scenario) -> ScenarioResult:
+        result = ScenarioResult(
+            id=scenario.id,
+            name=scenario.name,
+            file=scenario.file,
+            line=scenario.line,
+            requirements=scenario.requirements,
+            description=scenario.description,
+            reproduce=f"mcp-harness run -k {shlex.quote(scenario.id)} --broker {self.target.spec}",
+        )
+        started = time.perf_counter()
+        if "clock" in scenario.requires and not self.target.shares_clock:
+            result.checks.append(
+                CheckResult(
+                    id="CLOCK-01",
+                    title="scenario needs the shared sandbox clock",
+                    status=Status.SKIPPED,
+                    message=f"broker {self.target.spec} runs in another process and cannot "
+                    "share the sandbox clock",
+                )
+            )
+            result.status = Status.SKIPPED
+            return result
+        try:
+            self.sandbox.reset()
+            self.target.reset()
+        except Exception as exc:
+            result.error = f"could not reset the sandbox or broker: {exc}"
+            result.finish()
+            return result
+        execution = _Execution(self, scenario, result)
+        execution.run()
+        result.duration_s = time.perf_counter() - started
+        result.finish()
+        return result
+
+
+class _Execution:
+    """The state of one scenario run: saved values, sessions, marks, evidence."""
+
+    def __init__(self, runner: ScenarioRunner, scenario: Scenario, result: ScenarioResult):
+        self.sandbox = runner.sandbox
+        self.target = runner.target
+        self.scenario = scenario
+        self.result = result
+        self.recorder = EvidenceRecorder(make_http_client(self.sandbox.proxy_url))
+        self.client = McpClient(self.target.url, self.recorder)
+        self.sessions: dict[str, Session] = {}
+        self.clients: dict[str, ClientRegistration] = {}
+        self.marks: dict[str, int] = {"scenario": 0}
+        self.secrets: set[str] = set()
+        self.step_start_seq = 0
+        self.previous_step_seq = 0
+        self.context: dict[str, Any] = self._base_context()
+        self._rpc_id = 0
+
+    def _base_context(self) -> dict[str, Any]:
+        sandbox = self.sandbox
+        return {
+            "params": self.scenario.params,
+            "broker": {"url": self.target.url},
+            "okta": {"issuer": sandbox.okta_issuer},
+            "workspaces": {
+                name: {
+                    "url": sandbox.workspace(name).url,
+                    "host": sandbox.workspace(name).host,
+                    "issuer": sandbox.workspace(name).issuer,
+                }
+                for name in defaults.WORKSPACES
+            },
+            "users": {login.split("@")[0]: {"login": login, "id": uid} for login, uid, *_ in defaults.USERS},
+        }
+
+    # -- driver ------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._run_steps(self.scenario.steps, offset=0)
+        except ScenarioAbort:
+            pass
+        except Exception as exc:
+            self.result.error = self._harness_error(exc)
+        finally:
+            try:
+                self._run_steps(self.scenario.finally_steps, offset=len(self.scenario.steps))
+            except ScenarioAbort:
+                pass
+            except Exception as exc:
+                self.result.error = self.result.error or self._harness_error(exc)
+            self.result.exchanges = self.recorder.exchanges
+            self.recorder.client.close()
+
+    def _harness_error(self, exc: Exception) -> str:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return self._show(
+            f"step {self.recorder.step}: harness error {type(exc).__name__}: {exc} "
+            f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+        )
+
+    def _run_steps(self, steps: list[dict[str, Any]], offset: int) -> None:
+        for position, step in enumerate(steps, start=offset + 1):
+            self.recorder.step = position
+            self.previous_step_seq = self.step_start_seq
+            self.step_start_seq = self.sandbox.journal.last_seq
+            (kind, spec), = step.items()
+            handler: Callable[[Any], None] = getattr(self, f"_step_{kind}")
+            try:
+                handler(spec)
+            except TemplateError as exc:
+                self.result.error = f"step {position}: {exc}"
+                raise ScenarioAbort() from exc
+
+    # -- helpers -----------------------------------------------------------------------
+    def _render(self, value: Any) -> Any:
+        self.context["clock"] = {"now": self.sandbox.clock.now()}
+        return render(value, self.context)
+
+    def _show(self, value: Any) -> str:
+        """Text for a report: known secrets masked, JWTs replaced by fingerprints."""
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, mask(secret))
+        return redact_text(text)
+
+    def _remember_secret(self, value: Any) -> None:
+        if isinstance(value, str) and len(value) >= 8:
+            self.secrets.add(value)
+
+    def _resource(self, spec: dict[str, Any]) -> str:
+        if "resource_url" in spec:
+            return str(self._render(spec["resource_url"]))
+        segment = self._render(spec.get("workspace", spec.get("segment", "")))
+        return f"{self.target.url}/v1/databricks-sql/{segment}/mcp"
+
+    def _step_exchanges(self) -> list[int]:
+        return [e.seq for e in self.recorder.exchanges if e.step == self.recorder.step]
+
+    def _add_check(
+        self, spec: dict[str, Any], failures: list[str], default_title: str, *, reproduce: bool = True
+    ) -> None:
+        level = spec.get("level", "MUST")
+        status = Status.PASSED if not failures else LEVEL_ON_FAILURE[level]
+        evidence = self._step_exchanges()
+        check = CheckResult(
+            id=spec.get("check", f"STEP-{self.recorder.step:02d}"),
+            title=spec.get("title", default_title),
+            status=status,
+            message=self._show("; ".join(failures)) if failures else "",
+            step=self.recorder.step,
+            requirement=spec.get("requirement"),
+            evidence=evidence,
+        )
+        if failures and reproduce:
+            lines = [self.result.reproduce or ""]
+            if evidence:
+                lines.insert(0, self.recorder.curl(evidence[-1]))
+            check.reproduce = "\n".join(lines)
+        self.result.checks.append(check)
+
+    def _flow_failed(self, what: str, exc: Exception, spec: dict[str, Any]) -> None:
+        expects = _as_list(spec.get("expect"))
+        check_id = expects[0]["check"] if expects else "FLOW-01"
+        self._add_check(
+            {"check": check_id, "title": f"{what} completes"}, [f"{what}: {exc}"], f"{what} completes"
+        )
+        raise ScenarioAbort()
+
+    def _save_response(self, name: str | None, response: httpx.Response, label: str) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        saved: dict[str, Any] = {"status": response.status_code, "json": body}
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if isinstance(body, dict):
+            for key in ("access_token", "refresh_token", "id_token"):
+                self._remember_secret(body.get(key))
+        if isinstance(token, str):
+            decoded = decode_jwt_unverified(token)
+            saved.update(
+                access_token=token,
+                fingerprint=fingerprint(token),
+                header=decoded[0] if decoded else None,
+                claims=decoded[1] if decoded else None,
+            )
+            self.result.tokens.append(
+                TokenRecord(
+                    label=f"{name or label}: access_token",
+                    fingerprint=fingerprint(token),
+                    source=label,
+                    header=decoded[0] if decoded else None,
+                    claims=decoded[1] if decoded else None,
+                )
+            )
+        self._record_upstream_lineage(name or label)
+        if name:
+            self.context[name] = saved
+        return saved
+
+    def _record_upstream_lineage(self, label: str) -> None:
+        """Subject tokens the broker sent upstream during this step (token lineage)."""
+        for entry in self.sandbox.journal.entries(since=self.step_start_seq):
+            claims = entry.jwt_claims.get("form.subject_token")
+            if claims is not None and entry.path.endswith("/v1/token"):
+                self.result.tokens.append(
+                    TokenRecord(
+                        label=f"{label}: subject_token sent to {entry.host}",
+                        fingerprint=entry.tokens[0] if entry.tokens else "",
+                        source=f"broker -> {entry.host}{entry.path} (HTTP {entry.status})",
+                        claims=claims,
+                    )
+                )
+
+    # -- response expectations ---------------------------------------------------------
+    def _check_response(self, spec: Any, response: httpx.Response, default_title: str) -> None:
+        for expect in _as_list(spec):
+            self._add_check(expect, self._response_failures(expect, response), default_title)
+
+    def _response_failures(self, expect: dict[str, Any], response: httpx.Response) -> list[str]:
+        failures: list[str] = []
+        expect = self._render(expect)
+        if "status" in expect:
+            wanted = expect["status"] if isinstance(expect["status"], list) else [expect["status"]]
+            if response.status_code not in wanted:
+                failures.append(
+                    f"HTTP {response.status_code}, expected {' or '.join(map(str, wanted))}"
+                    f"{_error_summary(response)}"
+                )
+        body: Any = None
+        if any(k in expect for k in ("json", "json_absent", "claims")):
+            try:
+                body = response.json()
+            except ValueError:
+                failures.append("the response body is not JSON")
+                return failures
+        if "json" in expect:
+            failures.extend(_subset_failures(expect["json"], body, "body"))
+        for member in expect.get("json_absent", []):
+            if isinstance(body, dict) and member in body:
+                failures.append(f"body.{member} is present but must not be")
+        if "claims" in expect:
+            token = body.get("access_token") if isinstance(body, dict) else None
+            decoded = decode_jwt_unverified(token) if isinstance(token, str) else None
+            if decoded is None:
+                failures.append("access_token is not a JWT, cannot check its claims")
+            else:
+                failures.extend(_subset_failures(expect["claims"], decoded[1], "claims"))
+        for name, wanted in expect.get("headers", {}).items():
+            actual = response.headers.get(name)
+            directives = [d.strip().lower() for d in (actual or "").split(",")]
+            if actual is None or (
+                str(wanted).lower() not in directives and actual.lower() != str(wanted).lower()
+            ):
+                failures.append(f"header {name}: {actual!r}, expected {wanted!r}")
+        return failures
+
+    # -- steps: client actions --------------------------------------------------------
+    def _step_register(self, spec: dict[str, Any]) -> None:
+        name = spec.get("client", "default")
+        try:
+            self.clients[name] = self.client.register(spec.get("redirect_uri") or REDIRECT_URI)
+        except (FlowError, httpx.HTTPError) as exc:
+            self._flow_failed("client registration", exc, spec)
+
+    def _client(self, name: str) -> ClientRegistration:
+        if name not in self.clients:
+            self._step_register({"client": name})
+        return self.clients[name]
+
+    def _step_login(self, spec: dict[str, Any]) -> None:
+        login = user_login(str(self._render(spec["user"])))
+        password = str(self._render(spec.get("password", defaults.USER_PASSWORD)))
+        session_name = spec.get("session", spec["user"])
+        client = self._client(spec.get("client", "default"))
+        try:
+            response, session = self.client.login(client, login, password, self._resource(spec))
+        except (FlowError, httpx.HTTPError) as exc:
+            self._flow_failed(f"login of {login}", exc, spec)
+            return
+        self._remember_secret(session.refresh_token)
+        self.sessions[session_name] = session
+        self._save_response(spec.get("save"), response, f"login {login}")
+        if "expect" in spec:
+            self._check_response(spec["expect"], response, f"login of {login} returns a token")
+        elif response.status_code != 200:
+            self._flow_failed(
+                f"login of {login}",
+                FlowError(f"token endpoint HTTP {response.status_code}{_error_summary(response)}"),
+                spec,
+            )
+
+    def _step_token(self, spec: dict[str, Any]) -> None:
+        session = self.sessions.get(spec["session"])
+        if session is None:
+            raise TemplateError(f"no session named {spec['session']!r} (log in first)")
+        resource = self._resource(spec)
+        try:
+            response = self.client.token_for(session, resource)
+        except (FlowError, httpx.HTTPError) as exc:
+            self._flow_failed("token request", exc, spec)
+            return
+        self._remember_secret(session.refresh_token)
+        self._save_response(spec.get("save"), response, f"token for {resource}")
+        if "expect" in spec:
+            self._check_response(spec["expect"], response, "token request")
+
+    def _step_mcp(self, spec: dict[str, Any]) -> None:
+        token = str(self._render(spec["token"]))
+        workspace = self.sandbox.workspace(str(self._render(spec["workspace"])))
+        self._rpc_id += 1
+        try:
+            response = self.client.mcp_call(
+                f"{workspace.url}/api/2.0/mcp/sql",
+                token,
+                str(self._render(spec["method"])),
+                self._render(spec.get("params")),
+                self._rpc_id,
+            )
+        except httpx.HTTPError as exc:
+            self._flow_failed("MCP call", exc, spec)
+            return
+        self._save_response(spec.get("save"), response, f"MCP {spec['method']} at {workspace.host}")
+        if "expect" in spec:
+            self._check_response(spec["expect"], response, "MCP call")
+
+    # -- steps: admin actions ---------------------------------------------------------
+    def _step_clock(self, spec: dict[str, Any]) -> None:
+        if "advance" in spec:
+            self.sandbox.clock.advance(float(spec["advance"]))
+        else:
+            self.sandbox.clock.set(float(spec["set"]))
+
+    def _step_okta(self, spec: dict[str, Any]) -> None:
+        self.sandbox.okta.revoke_refresh_tokens(user_login(str(self._render(spec["revoke_refresh_tokens"]))))
+
+    def _step_mark(self, name: str) -> None:
+        self.marks[name] = self.sandbox.journal.last_seq
+
+    # -- steps: expectations ------------------------------------------------------------
+    def _step_expect(self, spec: dict[str, Any]) -> None:
+        failures: list[str] = []
+        for relation in spec["that"]:
+            left = self._render(relation["left"])
+            right = self._render(relation["right"])
+            if not _compare(left, relation["op"], right):
+                failures.append(f"{self._show(left)} {relation['op']} {self._show(right)} is false")
+        self._add_check(spec, failures, "relation holds", reproduce=True)
+
+    def _step_expect_journal(self, spec: dict[str, Any]) -> None:
+        spec = self._render(spec)
+        since_name = spec.get("since", "scenario")
+        if since_name == "step":
+            since = self.previous_step_seq
+        elif since_name in self.marks:
+            since = self.marks[since_name]
+        else:
+            raise TemplateError(f"expect_journal since: no mark named {since_name!r}")
+        host = spec.get("host")
+        if "workspace" in spec:
+            host = self.sandbox.workspace(spec["workspace"]).host
+        entries = self.sandbox.journal.entries(
+            host=host,
+            path=spec.get("path"),
+            method=spec.get("method"),
+            token=spec.get("token"),
+            since=since,
+        )
+        where = f"{host or 'any host'}{spec.get('path', '')}"
+        failures: list[str] = []
+        count = len(entries)
+        if "count" in spec and count != spec["count"]:
+            seen = ", ".join(f"{e.method} {e.host}{e.path}" for e in entries[:5])
+            failures.append(f"{count} request(s) to {where}, expected {spec['count']}" + (f" ({seen})" if seen else ""))
+        if "min" in spec and count < spec["min"]:
+            failures.append(f"{count} request(s) to {where}, expected at least {spec['min']}")
+        if "max" in spec and count > spec["max"]:
+            failures.append(f"{count} request(s) to {where}, expected at most {spec['max']}")
+        for entry in entries:
+            for field_name, wanted in spec.get("form", {}).items():
+                actual = entry.form.get(field_name)
+                if isinstance(actual, dict):  # a redacted secret: compare presence only
+                    if wanted is None:
+                        failures.append(f"#{entry.seq} form.{field_name} present, expected absent")
+                    continue
+                if actual != wanted:
+                    failures.append(f"#{entry.seq} form.{field_name} = {actual!r}, expected {wanted!r}")
+            if "subject_token_claims" in spec:
+                claims = entry.jwt_claims.get("form.subject_token")
+                if claims is None:
+                    failures.append(f"#{entry.seq} subject_token is not a JWT")
+                else:
+                    failures.extend(
+                        _subset_failures(spec["subject_token_claims"], claims, f"#{entry.seq} subject_token")
+                    )
+            if spec.get("no_authorization_header") and any(
+                k.lower() == "authorization" for k in entry.headers
+            ):
+                failures.append(f"#{entry.seq} carries an Authorization header")
+        self._add_check(spec, failures, f"journal of {where}", reproduce=True)
+
+    def _step_expect_query_history(self, spec: dict[str, Any]) -> None:
+        spec = self._render(spec)
+        workspace = self.sandbox.workspace(spec["workspace"])
+        history = list(workspace.query_history)
+        failures: list[str] = []
+        if "user" in spec:
+            mine = [q for q in history if _query_user(q) == user_login(spec["user"])]
+            if "count" in spec and len(mine) != spec["count"]:
+                failures.append(
+                    f"{len(mine)} queries by {user_login(spec['user'])} at {workspace.name}, "
+                    f"expected {spec['count']}"
+                )
+        elif "count" in spec and len(history) != spec["count"]:
+            failures.append(f"{len(history)} queries at {workspace.name}, expected {spec['count']}")
+        if "only_user" in spec:
+            others = sorted({_query_user(q) for q in history} - {user_login(spec["only_user"])})
+            if others:
+                failures.append(f"queries at {workspace.name} ran as {', '.join(others)}")
+        self._add_check(spec, failures, f"query history of {workspace.name}", reproduce=False)
+
+
+def _query_user(record: Any) -> str:
+    return str(record.get("user") if isinstance(record, dict) else getattr(record, "user", ""))
+
+
+def _as_list(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _error_summary(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and "error" in body:
+        return f" ({body['error']}: {body.get('error_description', '')})"
+    return ""
+
+
+def _subset_failures(expected: Any, actual: Any, where: str) -> list[str]:
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{where} is {type(actual).__name__}, expected an object"]
+        failures: list[str] = []
+        for key, value in expected.items():
+            if key not in actual:
+                failures.append(f"{where}.{key} is missing (expected {value!r})")
+            else:
+                failures.extend(_subset_failures(value, actual[key], f"{where}.{key}"))
+        return failures
+    if expected != actual:
+        return [f"{where} = {actual!r}, expected {expected!r}"]
+    return []
+
+
+def _compare(left: Any, op: str, right: Any) -> bool:
+    try:
+        if op == "==":
+            return bool(left == right)
+        if op == "!=":
+            return bool(left != right)
+        if op == "<":
+            return bool(left < right)
+        if op == "<=":
+            return bool(left <= right)
+        if op == ">":
+            return bool(left > right)
+        if op == ">=":
+            return bool(left >= right)
+        if op == "in":
+            return bool(left in right)
+        if op == "not in":
+            return bool(left not in right)
+        if op == "contains":
+            return bool(right in left)
+        if op == "not contains":
+            return bool(right not in left)
+    except TypeError:
+        return False
+    raise ValueError(f"unknown operator {op!r}")

@@ -1,0 +1,98 @@
+"""Brokers under test (DESIGN §3), selected with ``--broker``.
+
+* ``reference`` — our reference broker, in-process, on its own loopback port, sharing the
+  sandbox clock; ``reference:<defect>`` selects one of its known-bad variants
+  (:data:`broker.variants.DEFECTS`) to prove the checks can fail.
+* ``url:<base>`` — a broker the user started and pointed at the sandbox. It cannot share the
+  clock, so scenarios that need clock control are SKIPPED with the reason.
+
+``cmd:`` and ``docker:`` targets come with the full scenario engine (issue #5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from mocks import defaults
+from mocks.sandbox import Sandbox
+
+
+class TargetError(Exception):
+    """The ``--broker`` value cannot be used (a usage error, exit code 2)."""
+
+
+class Target(Protocol):
+    spec: str
+    url: str
+    shares_clock: bool
+
+    def reset(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def reference_config_values(sandbox: Sandbox) -> dict[str, str]:
+    """The settings any broker needs to run against this sandbox (also the env file's)."""
+    return {
+        "okta_issuer": sandbox.okta_issuer,
+        "okta_client_id": defaults.BROKER_CLIENT_ID,
+        "okta_client_secret": defaults.BROKER_CLIENT_SECRET,
+        "upstream_proxy": sandbox.proxy_url,
+        "databricks_host_template": f"http://%s.{defaults.DATABRICKS_DOMAIN}",
+    }
+
+
+class ReferenceTarget:
+    """The reference broker started in-process (optionally with a known defect)."""
+
+    shares_clock = True
+
+    def __init__(self, sandbox: Sandbox, defect: str | None = None, port: int = 0) -> None:
+        from broker.config import BrokerConfig
+        from broker.server import BrokerServer
+        from broker.variants import DEFECTS
+
+        if defect is not None and defect not in DEFECTS:
+            raise TargetError(
+                f"unknown reference broker defect {defect!r}; known: {', '.join(sorted(DEFECTS))}"
+            )
+        self.spec = "reference" if defect is None else f"reference:{defect}"
+        config = BrokerConfig(storage=":memory:", **reference_config_values(sandbox))
+        self.server = BrokerServer(config, clock=sandbox.clock.now, defect=defect, port=port)
+        self.server.start()
+        self.url = self.server.url
+
+    def reset(self) -> None:
+        self.server.broker.reset()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@dataclass
+class UrlTarget:
+    """A broker already running at ``url``; the harness only talks to it over HTTP."""
+
+    spec: str
+    url: str
+    shares_clock: bool = False
+
+    def reset(self) -> None:
+        """Nothing to reset from outside: every scenario registers its own client."""
+
+    def stop(self) -> None:
+        """The user owns this broker's lifecycle."""
+
+
+def make_target(spec: str, sandbox: Sandbox) -> Target:
+    kind, _, arg = spec.partition(":")
+    if kind == "reference":
+        return ReferenceTarget(sandbox, defect=arg or None)
+    if kind == "url":
+        if not arg.startswith(("http://", "https://")):
+            raise TargetError(f"--broker url: needs an http(s) base URL, got {arg!r}")
+        return UrlTarget(spec=spec, url=arg.rstrip("/"))
+    if kind in ("cmd", "docker"):
+        raise TargetError(f"--broker {kind}: targets are not available in this version")
+    raise TargetError(f"unknown --broker {spec!r}; use reference, reference:<defect> or url:<base>")
