@@ -7,15 +7,19 @@ reset before every test, so tests see only the default data and a real-time cloc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from mocks.sandbox import Sandbox
+if TYPE_CHECKING:
+    from mocks.sandbox import Sandbox
 
 
 @pytest.fixture(scope="session")
 def _sandbox_session() -> Iterator[Sandbox]:
+    from mocks.sandbox import Sandbox
+
     sandbox = Sandbox().start()
     yield sandbox
     sandbox.stop()

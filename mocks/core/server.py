@@ -135,8 +135,9 @@ class SandboxServer:
         self._server = make_server(self.bind_host, self.bind_port, self.wsgi_app, threaded=True)
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         self.context.proxy_url = self.url
+        # A short poll interval makes stop() quick (the default 0.5 s adds up across tests).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sandbox-server", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="sandbox-server", daemon=True
         )
         self._thread.start()
         return self

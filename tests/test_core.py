@@ -1,0 +1,131 @@
+"""The shared core: clock, redaction, journal, the vhost server and its admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from mocks.core.clock import Clock
+from mocks.core.issuer import JwtIssuer
+from mocks.core.jose import KeySet, fixture_key, generate_key
+from mocks.core.journal import Journal, make_entry
+from mocks.core.redact import (
+    decode_jwt_unverified,
+    describe_secret,
+    fingerprint,
+    redact_header,
+    redact_mapping,
+    redact_text,
+)
+from mocks.core.server import SandboxContext, SandboxServer
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[SandboxServer, JwtIssuer]]:
+    context = SandboxContext()
+    srv = SandboxServer(context).start()
+    issuer = JwtIssuer("idp.example.test", context.clock)
+    srv.add(issuer)
+    yield srv, issuer
+    srv.stop()
+
+
+def test_clock_advance_set_reset() -> None:
+    clock = Clock(frozen_at=1000.0)
+    assert clock.now() == 1000.0
+    assert clock.advance(60) == 1060.0
+    assert clock.set(5000.0) == 5000.0
+    running = Clock()
+    before = running.now()
+    running.advance(3600)
+    assert running.now() - before >= 3600
+    running.reset()
+    assert abs(running.offset) < 1e-6
+
+
+def test_fixture_keys_are_cached_and_distinct_per_tenant() -> None:
+    assert fixture_key("tenant-a") is fixture_key("tenant-a")
+    assert fixture_key("tenant-a").kid != fixture_key("tenant-b").kid
+
+
+def test_keyset_rotation_keeps_old_key_verifiable() -> None:
+    keys = KeySet([fixture_key("rotating")])
+    old = keys.sign({"sub": "x"})
+    keys.rotate(generate_key("ES256"))
+    new = keys.sign({"sub": "y"})
+    assert keys.verify(old)["sub"] == "x"
+    assert keys.verify(new)["sub"] == "y"
+    assert {k["kid"] for k in keys.jwks()["keys"]} == {k.kid for k in keys.keys()}
+    assert all("key_ops" not in k for k in keys.jwks()["keys"])
+
+
+def test_redaction_never_shows_a_whole_token() -> None:
+    token = fixture_key("redact").sign({"sub": "alice", "exp": 1})
+    described = describe_secret(token)
+    assert isinstance(described, dict) and described["jwt"]["claims"]["sub"] == "alice"
+    assert token not in str(described)
+    assert token not in redact_text(f"the token {token} leaked")
+    assert token not in str(redact_mapping({"form": {"subject_token": token}}))
+    assert "opaque-secret-value" not in redact_header("Authorization", "Bearer opaque-secret-value")
+    assert fingerprint(token) in redact_header("Authorization", f"Bearer {token}")
+    assert decode_jwt_unverified("not.a.jwt") is None
+
+
+def test_journal_is_bounded_and_queryable_by_fingerprint() -> None:
+    journal = Journal(per_host=3)
+    for i in range(5):
+        journal.record(
+            make_entry(
+                seq=journal.next_seq(), time=0.0, method="POST", host="h.test", path="/t",
+                query={}, headers=[("Authorization", f"Bearer tok-{i}")], form={"code": f"c{i}"},
+            )
+        )
+    entries = journal.entries(host="h.test")
+    assert [e.seq for e in entries] == [3, 4, 5]
+    assert journal.entries(token="tok-4")[0].seq == 5
+    assert journal.entries(token=fingerprint("tok-0")) == []
+    assert "tok-4" not in str(entries[-1].to_dict())
+    assert journal.last_seq == 5
+
+
+def test_proxy_and_host_header_routing(server: tuple[SandboxServer, JwtIssuer]) -> None:
+    srv, issuer = server
+    with httpx.Client(proxy=srv.url, trust_env=False) as client:
+        doc = client.get("http://idp.example.test/.well-known/openid-configuration")
+    assert doc.status_code == 200 and doc.json()["issuer"] == issuer.issuer
+    direct = httpx.get(f"{srv.url}/keys", headers={"Host": "idp.example.test"})
+    assert direct.status_code == 200 and direct.headers["content-type"] == "application/json"
+
+
+def test_unknown_host_is_a_clear_502_and_is_journaled(server: tuple[SandboxServer, JwtIssuer]) -> None:
+    srv, _ = server
+    with httpx.Client(proxy=srv.url, trust_env=False) as client:
+        response = client.get("http://nowhere.test/x")
+    assert response.status_code == 502
+    assert "nowhere.test" in response.text and "does not exist" in response.text
+    assert srv.context.journal.entries(host="nowhere.test")[0].status == 502
+
+
+def test_admin_api_health_clock_journal_reset(server: tuple[SandboxServer, JwtIssuer]) -> None:
+    srv, _ = server
+    admin = f"{srv.url}/_harness"
+    assert httpx.get(f"{admin}/health").json()["status"] == "ok"
+    before = httpx.get(f"{admin}/clock").json()["now"]
+    after = httpx.post(f"{admin}/clock", json={"advance": 3600}).json()["now"]
+    assert after - before >= 3600
+    assert httpx.post(f"{admin}/clock", json={"advance": "soon"}).status_code == 400
+    assert httpx.post(f"{admin}/clock", json={}).json()["error"] == "invalid_request"
+    assert httpx.get(f"{admin}/clock?advance=1").status_code == 200
+    assert httpx.delete(f"{admin}/clock").status_code == 405
+    httpx.get(f"{srv.url}/keys", headers={"Host": "idp.example.test"})
+    entries = httpx.get(f"{admin}/journal", params={"host": "idp.example.test"}).json()["entries"]
+    assert entries and entries[-1]["path"] == "/keys"
+    assert httpx.get(f"{admin}/journal", params={"since": "x"}).status_code == 400
+    assert httpx.get(f"{admin}/reset").status_code == 405
+    assert httpx.post(f"{admin}/reset").json() == {"status": "reset"}
+    assert httpx.get(f"{admin}/journal").json()["entries"] == []
+    assert abs(httpx.get(f"{admin}/clock").json()["offset"]) < 1
+    assert httpx.get(f"{admin}/nope").status_code == 404
+    assert httpx.get(f"{srv.url}/other").status_code == 404
