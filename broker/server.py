@@ -59,8 +59,12 @@ class BrokerServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = make_server(self.host, self.port, self.broker, threaded=True)
         self.broker.base_url = self.url
+        server = self._server
+        # A short poll interval makes stop() fast (the default 0.5 s adds up over a test run).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="broker-server", daemon=True
+            target=lambda: server.serve_forever(poll_interval=0.05),
+            name="broker-server",
+            daemon=True,
         )
         self._thread.start()
         return self

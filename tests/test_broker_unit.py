@@ -76,7 +76,7 @@ def test_good_segments_are_accepted(segment: str) -> None:
     assert is_valid_segment(segment, PATTERN)
 
 
-@pytest.mark.parametrize("segment", BAD_SEGMENTS, ids=repr)
+@pytest.mark.parametrize("segment", BAD_SEGMENTS, ids=lambda s: repr(s)[:24])
 def test_bad_segments_are_rejected(segment: str) -> None:
     raw = split_resource(resource(segment), BASE)
     assert raw is None or not is_valid_segment(raw, PATTERN)
@@ -210,11 +210,18 @@ def test_defects_and_factory() -> None:
 
 
 # -- HTTP without upstream ---------------------------------------------------------------
-@pytest.fixture
-def server() -> Iterator[BrokerServer]:
+@pytest.fixture(scope="module")
+def _module_server() -> Iterator[BrokerServer]:
     srv = BrokerServer(config()).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def server(_module_server: BrokerServer) -> BrokerServer:
+    """One broker for the module, wiped before each test (as the harness does per scenario)."""
+    _module_server.broker.reset()
+    return _module_server
 
 
 @pytest.fixture
@@ -339,7 +346,8 @@ def test_register_good_redirect_uris(client: httpx.Client, uris: list[str]) -> N
     [
         b"not json",
         b"[1, 2]",
-        b'{"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"}',
+        b'{"redirect_uris": ["https://a.example/cb"],'
+        b' "token_endpoint_auth_method": "private_key_jwt"}',
         b'{"redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"]}',
         b'{"redirect_uris": ["https://a.example/cb"], "response_types": ["token"]}',
         b'{"redirect_uris": ["https://a.example/cb"], "client_name": 5}',
@@ -426,7 +434,7 @@ def test_authorize_errors_redirect_with_state_and_iss(
 
 def test_authorize_duplicate_parameter(server: BrokerServer, client: httpx.Client) -> None:
     cid = str(register(client)["client_id"])
-    params = list(authorize_params(cid, server).items()) + [("code_challenge", CHALLENGE)]
+    params = [*list(authorize_params(cid, server).items()), ("code_challenge", CHALLENGE)]
     response = client.get("/authorize", params=params)
     assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["invalid_request"]
 
@@ -556,7 +564,7 @@ def test_token_code_resource_must_match(server: BrokerServer, client: httpx.Clie
     assert_error(response, 400, "invalid_target")
 
 
-@pytest.mark.parametrize("segment", BAD_SEGMENTS, ids=repr)
+@pytest.mark.parametrize("segment", BAD_SEGMENTS, ids=lambda s: repr(s)[:24])
 def test_refresh_with_bad_resource_is_invalid_target(server: BrokerServer, client: httpx.Client,
                                                      segment: str) -> None:
     cid = str(register(client)["client_id"])
