@@ -120,7 +120,7 @@ class WorkspaceTokens:
             raise OAuthError(
                 "invalid_grant",
                 "the identity provider session has expired; sign in again "
-                "(no refresh token was issued)",
+                "(no usable identity provider refresh token)",
             )
         try:
             tokens = self._okta.refresh(session.okta_refresh_token, expected_user=user_id)
