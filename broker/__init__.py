@@ -1,0 +1,37 @@
+"""Reference broker: an OAuth 2.1 authorization server for MCP clients in front of Databricks
+SQL MCP servers, obtaining per-workspace tokens by RFC 8693 token federation of the user's Okta
+ID token.
+
+Public API::
+
+    from broker.config import BrokerConfig, ConfigError
+    from broker.server import BrokerServer  # (config, *, clock, defect, host, port)
+    from broker.variants import DEFECTS, create_broker
+    from broker.app import Broker  # the WSGI app: audit_records(), reset()
+
+Run standalone: ``python -m broker --port 8400`` with ``BROKER_*`` (or ``HARNESS_*``) variables.
+
+Choices made where the specifications are silent (each is explained where it is implemented):
+
+* The ``access_token`` handed to the MCP client IS the Databricks workspace token (the MCP
+  servers live on the workspace and validate it there); the broker's refresh token is its own.
+* ``resource`` is required at ``/authorize`` (``invalid_target`` when missing) and exactly one
+  may be given; at ``/token`` it defaults to the resource bound at authorization. For the code
+  grant it must equal the bound resource; for refresh it may name any valid workspace
+  (RFC 8707 §2.2 allows narrowing; here every workspace is the same user's data).
+* ``scope`` is optional; when given it must contain ``sql`` (other values are ignored).
+* Redirect URIs: https, or http on 127.0.0.1 / localhost / [::1] with any port at
+  ``/authorize`` (RFC 8252 §7.3); custom schemes are refused (MCP "Open Redirection").
+* Confidential clients may authenticate with Basic or ``client_secret_post``, whichever of the
+  two they registered (being lenient here avoids a common interop failure); using both at
+  once is ``invalid_request``; a public client that sends a secret is ``invalid_client``.
+* An authorization code is consumed even when the upstream exchange then fails; a refresh token
+  is rotated only after the exchange succeeded, so transient upstream errors do not burn it.
+* A replayed code revokes the refresh-token family of its first redemption; a replayed rotated
+  refresh token revokes its whole family.
+* Missing ``expires_in`` from the workspace: the token is assumed to live as long as the ID
+  token it came from. Missing ``access_token`` or a non-Bearer ``token_type``: 502
+  ``server_error`` (fail closed).
+* Broker refresh tokens live ``refresh_token_ttl`` (90 days by default); the Okta session
+  usually ends first, which surfaces as ``invalid_grant`` "sign in again".
+"""
