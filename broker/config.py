@@ -147,6 +147,10 @@ class BrokerConfig:
             value = get(name, *aliases)
             if value is not None:
                 kwargs[attr] = value
+        if "databricks_host_template" not in kwargs and env.get("HARNESS_DATABRICKS_WORKSPACES"):
+            kwargs["databricks_host_template"] = _template_from_workspaces(
+                env["HARNESS_DATABRICKS_WORKSPACES"]
+            )
         for attr, name in (
             ("reuse_margin", "REUSE_MARGIN"),
             ("id_token_margin", "ID_TOKEN_MARGIN"),
@@ -167,3 +171,18 @@ class BrokerConfig:
         if missing:
             raise ConfigError("missing setting(s): " + ", ".join(missing))
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _template_from_workspaces(value: str) -> str:
+    """``http://dbc-aaa.cloud.databricks.test,…`` → ``http://%s.cloud.databricks.test``.
+
+    The harness env file lists workspace URLs rather than a template; the first label of the
+    host is the workspace segment.
+    """
+    first = value.split(",")[0].strip()
+    parts = urlsplit(first)
+    label, dot, rest = (parts.hostname or "").partition(".")
+    if parts.scheme not in ("http", "https") or not label or not dot:
+        raise ConfigError(f"HARNESS_DATABRICKS_WORKSPACES has no usable workspace URL: {first!r}")
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://%s.{rest}{port}"

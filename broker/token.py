@@ -95,7 +95,8 @@ def authenticate_client(broker: Broker, request: Request, params: dict[str, str]
     if client is None:
         raise fail("unknown client")
     if client.secret_hash is None:
-        if secret is not None:
+        # Some public clients send Basic with an empty password; that is no secret.
+        if secret:
             raise fail("this client is public and has no secret")
         return client
     if secret is None:

@@ -176,6 +176,17 @@ def test_config_from_env_prefers_broker_over_harness() -> None:
     assert cfg.reuse_margin == 30.0 and cfg.storage == ":memory:"
 
 
+def test_config_from_env_derives_host_template_from_harness_workspaces() -> None:
+    base = {"HARNESS_OKTA_ISSUER": DUMMY_ISSUER, "HARNESS_OKTA_CLIENT_ID": "c",
+            "HARNESS_OKTA_CLIENT_SECRET": "s"}
+    cfg = BrokerConfig.from_env({**base, "HARNESS_DATABRICKS_WORKSPACES":
+                                 "http://dbc-aaa.cloud.databricks.test,http://dbc-bbb.x"})
+    assert cfg.databricks_host_template == "http://%s.cloud.databricks.test"
+    cfg = BrokerConfig.from_env({**base, "HARNESS_DATABRICKS_WORKSPACES": "http://a.b",
+                                 "BROKER_DATABRICKS_HOST_TEMPLATE": "https://%s.example.com"})
+    assert cfg.databricks_host_template == "https://%s.example.com"
+
+
 def test_config_from_env_errors() -> None:
     with pytest.raises(ConfigError, match="HARNESS_OKTA_ISSUER"):
         BrokerConfig.from_env({})
@@ -519,6 +530,8 @@ def test_token_client_authentication(client: httpx.Client) -> None:
     public = str(register(client)["client_id"])
     assert_error(post_token(client, {**data, "client_id": public, "client_secret": "x"}), 401,
                  "invalid_client")
+    # a public client sending Basic with an empty password is still just a public client
+    assert_error(post_token(client, data, auth=(public, "")), 400, "invalid_grant")
 
 
 def test_token_code_checks(server: BrokerServer, client: httpx.Client) -> None:
