@@ -206,6 +206,24 @@ def test_main_prints_one_line_on_bad_config() -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_main_serves_health(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HARNESS_OKTA_ISSUER": DUMMY_ISSUER,
+           "HARNESS_OKTA_CLIENT_ID": "c", "HARNESS_OKTA_CLIENT_SECRET": "s",
+           "BROKER_STORAGE": str(tmp_path / "b.sqlite3")}
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "broker", "--port", "0"], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.strip().rsplit(" ", 1)[-1]
+        assert url.startswith("http://127.0.0.1:"), line
+        assert httpx.get(f"{url}/health", trust_env=False).json() == {"status": "ok"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 # -- variants ----------------------------------------------------------------------------
 def test_defects_and_factory() -> None:
     assert set(DEFECTS) == {"shared-cache", "no-segment-check", "stale-tokens", "leak-id-token"}
