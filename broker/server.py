@@ -37,27 +37,25 @@ class BrokerServer:
         self.broker: Broker = create_broker(config, clock=clock, defect=defect)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        #: The bound URL, kept after stop() so a restart on the same port can be compared.
+        self._url: str | None = None
 
     @property
     def url(self) -> str:
         """The broker's base URL (``public_base_url`` when configured)."""
         if self.config.public_base_url:
             return self.config.public_base_url
-        if self._server is None:
+        if self._url is None:
             raise RuntimeError("BrokerServer is not started")
-        return self._bound_url
-
-    @property
-    def _bound_url(self) -> str:
-        assert self._server is not None
-        host = self.host if ":" not in self.host else f"[{self.host}]"
-        return f"http://{host}:{self._server.server_port}"
+        return self._url
 
     def start(self) -> BrokerServer:
         if self._server is not None:
             return self
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = make_server(self.host, self.port, self.broker, threaded=True)
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self._url = f"http://{host}:{self._server.server_port}"
         self.broker.base_url = self.url
         server = self._server
         # A short poll interval makes stop() fast (the default 0.5 s adds up over a test run).
