@@ -42,6 +42,7 @@ class Broker:
         *,
         clock: Callable[[], float] = time.time,
         base_url: str | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -49,7 +50,8 @@ class Broker:
         #: resort (when the app is mounted by another WSGI server).
         self.base_url = base_url.rstrip("/") if base_url else None
         self.storage = Storage(config.storage)
-        self.http = httpx.Client(
+        #: One client for every upstream call; ``http`` lets tests inject a mock transport.
+        self.http = http or httpx.Client(
             proxy=config.upstream_proxy,
             trust_env=False,
             timeout=config.upstream_timeout,
