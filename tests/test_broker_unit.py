@@ -671,3 +671,54 @@ def test_storage_rotation_is_compare_and_set() -> None:
     assert not storage.rotate_refresh_token("h1", RefreshToken("h3", "f", "c", "u", "r", "sql",
                                                                10.0, "active"))
     assert storage.get_refresh_token("h1").state == "rotated"  # type: ignore[union-attr]
+
+
+# -- callback (Okta answers) -------------------------------------------------------------
+def seed_transaction(broker: Broker, tid: str, *, expires_in: float = 600) -> None:
+    from broker.storage import Transaction
+
+    broker.storage.add_transaction(Transaction(
+        id=tid, client_id="c", redirect_uri="http://127.0.0.1:5555/cb?app=1",
+        code_challenge=CHALLENGE, state="client-state", resource=resource("dbc-aaa"),
+        scope="sql", nonce="n", okta_verifier="v", expires_at=broker.clock() + expires_in))
+
+
+def test_callback_unknown_or_expired_state_is_shown(server: BrokerServer,
+                                                     client: httpx.Client) -> None:
+    for params in ({}, {"state": "unknown", "code": "x"}):
+        response = client.get("/callback", params=params)
+        assert response.status_code == 400 and "location" not in response.headers
+    seed_transaction(server.broker, "t-old", expires_in=-1)
+    response = client.get("/callback", params={"state": "t-old", "code": "x"})
+    assert response.status_code == 400 and "location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("okta_error", "expected"),
+    [("access_denied", "access_denied"), ("login_required", "login_required"),
+     ("weird_error", "access_denied")],
+)
+def test_callback_okta_error_redirects_to_client(server: BrokerServer, client: httpx.Client,
+                                                 okta_error: str, expected: str) -> None:
+    seed_transaction(server.broker, "t1")
+    response = client.get("/callback", params={"state": "t1", "error": okta_error,
+                                               "error_description": "User denied"})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["location"])
+    query = parse_qs(location.query)
+    assert location.path == "/cb" and query["app"] == ["1"]  # the client's query is kept
+    assert query["error"] == [expected]
+    assert query["state"] == ["client-state"] and query["iss"] == [server.url]
+    # the transaction is single use
+    again = client.get("/callback", params={"state": "t1", "code": "x"})
+    assert again.status_code == 400
+
+
+def test_callback_code_exchange_failure_redirects(server: BrokerServer,
+                                                  client: httpx.Client) -> None:
+    seed_transaction(server.broker, "t2")
+    response = client.get("/callback", params={"state": "t2", "code": "abc"})
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert query["error"] == ["temporarily_unavailable"]  # okta.invalid does not resolve
+    assert query["state"] == ["client-state"]
