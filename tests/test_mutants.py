@@ -1,0 +1,65 @@
+"""Test the tester: every known-bad reference broker fails the scenarios, caught by named checks.
+
+The kill matrix (defect → checks that caught it) is asserted, so a check that silently stops
+failing against its mutant fails this test; and every check of every scenario passes against
+the good broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from broker.variants import DEFECTS
+from harness.results import RunResult, Status
+from harness.scenario import default_scenario_dir, load_paths
+from harness.session import HarnessSession
+
+#: The checks each defect must trip (at least these; more may fail as a consequence).
+EXPECTED_KILLS = {
+    "shared-cache": {"MW-02", "MW-03"},
+    "no-segment-check": {"SEG-01", "SEG-02"},
+    "stale-tokens": {"EXP-05", "EXP-09", "EXP-10"},
+    "leak-id-token": {"MW-01", "MW-02", "ISO-01"},
+}
+
+
+def run_all(broker: str) -> RunResult:
+    scenarios = load_paths([default_scenario_dir()])
+    with HarnessSession(broker) as session:
+        return session.run(scenarios, f"mutant-{broker}")
+
+
+@pytest.fixture(scope="module")
+def good_run() -> Iterator[RunResult]:
+    yield run_all("reference")
+
+
+def test_every_defect_has_expected_kills() -> None:
+    assert set(EXPECTED_KILLS) == set(DEFECTS)
+
+
+def test_reference_broker_passes_every_check(good_run: RunResult) -> None:
+    bad = [
+        (s.id, c.id, c.message)
+        for s in good_run.scenarios
+        for c in s.checks
+        if c.status is not Status.PASSED
+    ]
+    assert bad == []
+    assert all(s.status is Status.PASSED for s in good_run.scenarios)
+    assert good_run.exit_code == 0
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_defect_is_caught_by_named_checks(defect: str) -> None:
+    run = run_all(f"reference:{defect}")
+    caught = {c.id for s in run.scenarios for c in s.checks if c.status is Status.FAILED}
+    errors = [(s.id, s.error) for s in run.scenarios if s.status is Status.ERROR]
+    assert errors == [], "a broker defect must fail checks, not crash the harness"
+    assert EXPECTED_KILLS[defect] <= caught, f"{defect} caught only by {sorted(caught)}"
+    assert run.exit_code == 1
+    for scenario in run.scenarios:
+        for check in scenario.failed_checks():
+            assert check.reproduce and f"--broker reference:{defect}" in check.reproduce
