@@ -52,7 +52,8 @@ def main() -> None:
         run = session.run(scenarios, "bench")
     done = time.perf_counter()
     print(f"{'sandbox + broker start-up':<40} {ready - started:>10.3f} s")
-    print(f"{'full scenario suite (' + str(len(scenarios)) + ' scenarios)':<40} {done - ready:>10.3f} s")
+    label = f"full scenario suite ({len(scenarios)} scenarios)"
+    print(f"{label:<40} {done - ready:>10.3f} s")
     print(f"{'verdict':<40} {run.summary}")
 
 

@@ -41,19 +41,43 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run scenarios against a broker and write reports")
-    run.add_argument("paths", nargs="*", type=Path, help="scenario files or directories (default: the bundled scenarios)")
-    run.add_argument("--broker", default="reference", help="reference, reference:<defect> or url:<base> (default: reference)")
-    run.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default: reports/)")
-    run.add_argument("--report", default="html,json,junit,md", help="formats: html,json,junit,md (default: all)")
-    run.add_argument("-k", dest="keyword", default=None, help="select scenarios by id substring expression")
-    run.add_argument("-x", "--exitfirst", action="store_true", help="stop after the first failing scenario")
+    run.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="scenario files or directories (default: the bundled scenarios)",
+    )
+    run.add_argument(
+        "--broker",
+        default="reference",
+        help="reference, reference:<defect> or url:<base> (default: reference)",
+    )
+    run.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where reports go (default: reports/)",
+    )
+    run.add_argument(
+        "--report", default="html,json,junit,md", help="formats: html,json,junit,md (default: all)"
+    )
+    run.add_argument(
+        "-k", dest="keyword", default=None, help="select scenarios by id substring expression"
+    )
+    run.add_argument(
+        "-x", "--exitfirst", action="store_true", help="stop after the first failing scenario"
+    )
     run.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the verdict")
 
     serve = sub.add_parser("serve", help="keep the sandbox and the reference broker up")
     serve.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
-    serve.add_argument("--broker-port", type=int, default=0, help="reference broker port (default: free)")
-    serve.add_argument("--env-file", type=Path, help="write HARNESS_* KEY=value lines here once ready")
+    serve.add_argument(
+        "--broker-port", type=int, default=0, help="reference broker port (default: free)"
+    )
+    serve.add_argument(
+        "--env-file", type=Path, help="write HARNESS_* KEY=value lines here once ready"
+    )
 
     lst = sub.add_parser("list", help="list scenarios and reference broker variants")
     lst.add_argument("paths", nargs="*", type=Path)
@@ -101,7 +125,9 @@ def _formats(spec: str) -> list[str]:
     chosen = [f.strip() for f in spec.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown or not chosen:
-        raise UsageError(f"--report: unknown format(s) {', '.join(unknown) or '(none)'}; use {','.join(FORMATS)}")
+        raise UsageError(
+            f"--report: unknown format(s) {', '.join(unknown) or '(none)'}; use {','.join(FORMATS)}"
+        )
     return chosen
 
 
@@ -121,7 +147,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             result = session.run_scenario(scenario)
             run.scenarios.append(result)
             if not args.quiet:
-                print(_row(result.status.value, result.id, _check_counts(result.checks)), flush=True)
+                print(
+                    _row(result.status.value, result.id, _check_counts(result.checks)), flush=True
+                )
             if args.exitfirst and result.status in (Status.FAILED, Status.ERROR):
                 break
         run.finished_at = time.time()
@@ -173,7 +201,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         target = ReferenceTarget(sandbox, port=args.broker_port)
         try:
-            _wait_until_ready(sandbox.admin_url + "/health", target.url + "/.well-known/oauth-authorization-server")
+            _wait_until_ready(
+                sandbox.admin_url + "/health",
+                target.url + "/.well-known/oauth-authorization-server",
+            )
             values = {
                 "HARNESS_PROXY": sandbox.proxy_url,
                 "HARNESS_ADMIN": sandbox.admin_url,

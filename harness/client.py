@@ -185,7 +185,9 @@ class McpClient:
                     return location
                 response = self.http.request("GET", location)
                 continue
-            if response.status_code == 200 and "text/html" in response.headers.get("content-type", ""):
+            if response.status_code == 200 and "text/html" in response.headers.get(
+                "content-type", ""
+            ):
                 action, inputs = parse_login_form(response.text)
                 if "password" not in inputs and "username" not in inputs:
                     raise FlowError("the IdP page is not a login form")

@@ -35,7 +35,7 @@ def redact_url(url: str) -> str:
 def redact_body(content: bytes, content_type: str) -> Any:
     if not content:
         return None
-    text = content[:BODY_LIMIT * 4].decode("utf-8", "replace")
+    text = content[: BODY_LIMIT * 4].decode("utf-8", "replace")
     if "application/x-www-form-urlencoded" in content_type:
         return redact_mapping(dict(parse_qsl(text, keep_blank_values=True)))
     if "json" in content_type:
@@ -102,7 +102,13 @@ class EvidenceRecorder:
         ex = self.exchanges[seq - 1]
         parts = ["curl", "-i", "-X", ex.method, f"'{ex.url}'"]
         for name, value in ex.request_headers.items():
-            if name.lower() in ("host", "accept-encoding", "connection", "user-agent", "content-length"):
+            if name.lower() in (
+                "host",
+                "accept-encoding",
+                "connection",
+                "user-agent",
+                "content-length",
+            ):
                 continue
             shown = "<elided>" if "redacted" in value else value
             if name.lower() == "authorization":

@@ -26,7 +26,14 @@ class Status(StrEnum):
 
 
 #: Worst first: a scenario takes the first of these that any of its checks has.
-_PRECEDENCE = (Status.ERROR, Status.FAILED, Status.WARNING, Status.PASSED, Status.INFO, Status.SKIPPED)
+_PRECEDENCE = (
+    Status.ERROR,
+    Status.FAILED,
+    Status.WARNING,
+    Status.PASSED,
+    Status.INFO,
+    Status.SKIPPED,
+)
 
 
 def worst(statuses: list[Status]) -> Status:

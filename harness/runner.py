@@ -128,7 +128,10 @@ class _Execution:
                 }
                 for name in defaults.WORKSPACES
             },
-            "users": {login.split("@")[0]: {"login": login, "id": uid} for login, uid, *_ in defaults.USERS},
+            "users": {
+                login.split("@")[0]: {"login": login, "id": uid}
+                for login, uid, *_ in defaults.USERS
+            },
         }
 
     # -- driver ------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class _Execution:
             self.recorder.step = position
             self.previous_step_seq = self.step_start_seq
             self.step_start_seq = self.sandbox.journal.last_seq
-            (kind, spec), = step.items()
+            ((kind, spec),) = step.items()
             handler: Callable[[Any], None] = getattr(self, f"_step_{kind}")
             try:
                 handler(spec)
@@ -196,7 +199,12 @@ class _Execution:
         return [e.seq for e in self.recorder.exchanges if e.step == self.recorder.step]
 
     def _add_check(
-        self, spec: dict[str, Any], failures: list[str], default_title: str, *, reproduce: bool = True
+        self,
+        spec: dict[str, Any],
+        failures: list[str],
+        default_title: str,
+        *,
+        reproduce: bool = True,
     ) -> None:
         level = spec.get("level", "MUST")
         status = Status.PASSED if not failures else LEVEL_ON_FAILURE[level]
@@ -221,11 +229,15 @@ class _Execution:
         expects = _as_list(spec.get("expect"))
         check_id = expects[0]["check"] if expects else "FLOW-01"
         self._add_check(
-            {"check": check_id, "title": f"{what} completes"}, [f"{what}: {exc}"], f"{what} completes"
+            {"check": check_id, "title": f"{what} completes"},
+            [f"{what}: {exc}"],
+            f"{what} completes",
         )
         raise ScenarioAbort()
 
-    def _save_response(self, name: str | None, response: httpx.Response, label: str) -> dict[str, Any]:
+    def _save_response(
+        self, name: str | None, response: httpx.Response, label: str
+    ) -> dict[str, Any]:
         try:
             body = response.json()
         except ValueError:
@@ -391,7 +403,9 @@ class _Execution:
             self.sandbox.clock.set(float(spec["set"]))
 
     def _step_okta(self, spec: dict[str, Any]) -> None:
-        self.sandbox.okta.revoke_refresh_tokens(user_login(str(self._render(spec["revoke_refresh_tokens"]))))
+        self.sandbox.okta.revoke_refresh_tokens(
+            user_login(str(self._render(spec["revoke_refresh_tokens"])))
+        )
 
     def _step_mark(self, name: str) -> None:
         self.marks[name] = self.sandbox.journal.last_seq
@@ -430,7 +444,10 @@ class _Execution:
         count = len(entries)
         if "count" in spec and count != spec["count"]:
             seen = ", ".join(f"{e.method} {e.host}{e.path}" for e in entries[:5])
-            failures.append(f"{count} request(s) to {where}, expected {spec['count']}" + (f" ({seen})" if seen else ""))
+            failures.append(
+                f"{count} request(s) to {where}, expected {spec['count']}"
+                + (f" ({seen})" if seen else "")
+            )
         if "min" in spec and count < spec["min"]:
             failures.append(f"{count} request(s) to {where}, expected at least {spec['min']}")
         if "max" in spec and count > spec["max"]:
@@ -443,14 +460,18 @@ class _Execution:
                         failures.append(f"#{entry.seq} form.{field_name} present, expected absent")
                     continue
                 if actual != wanted:
-                    failures.append(f"#{entry.seq} form.{field_name} = {actual!r}, expected {wanted!r}")
+                    failures.append(
+                        f"#{entry.seq} form.{field_name} = {actual!r}, expected {wanted!r}"
+                    )
             if "subject_token_claims" in spec:
                 claims = entry.jwt_claims.get("form.subject_token")
                 if claims is None:
                     failures.append(f"#{entry.seq} subject_token is not a JWT")
                 else:
                     failures.extend(
-                        _subset_failures(spec["subject_token_claims"], claims, f"#{entry.seq} subject_token")
+                        _subset_failures(
+                            spec["subject_token_claims"], claims, f"#{entry.seq} subject_token"
+                        )
                     )
             if spec.get("no_authorization_header") and any(
                 k.lower() == "authorization" for k in entry.headers

@@ -204,7 +204,9 @@ def _expand(
     variant_ids: set[str] = set()
     for variant, params in _variants(document):
         if variant is not None and variant in variant_ids:
-            raise ScenarioError(f"{display}:{line}: parametrize gives two variants with id {variant!r}")
+            raise ScenarioError(
+                f"{display}:{line}: parametrize gives two variants with id {variant!r}"
+            )
         if variant is not None:
             variant_ids.add(variant)
         scenario_id = document["id"] if variant is None else f"{document['id']}[{variant}]"
@@ -225,5 +227,3 @@ def _expand(
             )
         )
     return out
-
-

@@ -17,7 +17,9 @@ import pytest
 from harness.cli import main
 
 
-def test_validate_reports_file_and_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_reports_file_and_line_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.scenario.yaml"
     bad.write_text("version: 1\nid: x\nname: x\nrequirements: [BR-03]\nsteps:\n  - fly: {}\n")
     assert main(["validate", str(bad)]) == 2
@@ -50,7 +52,9 @@ def test_list_shows_scenarios_and_variants(capsys: pytest.CaptureFixture[str]) -
     assert "invalid-segment[newline]" in out and "reference:stale-tokens" in out
 
 
-def test_run_writes_every_report_and_latest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_writes_every_report_and_latest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["run", "-k", "multi-workspace or isolation", "--report-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -71,11 +75,22 @@ def test_run_against_a_known_bad_broker_exits_1_and_names_the_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["run", "-k", "multi-workspace", "--broker", "reference:leak-id-token", "--report-dir", str(tmp_path)]
+        [
+            "run",
+            "-k",
+            "multi-workspace",
+            "--broker",
+            "reference:leak-id-token",
+            "--report-dir",
+            str(tmp_path),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 1
-    assert "MW-01" in out and "rerun: mcp-harness run -k multi-workspace --broker reference:leak-id-token" in out
+    assert (
+        "MW-01" in out
+        and "rerun: mcp-harness run -k multi-workspace --broker reference:leak-id-token" in out
+    )
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
     failed = {c["id"] for s in results["scenarios"] for c in s["checks"] if c["status"] == "FAILED"}
     assert "MW-01" in failed
@@ -99,9 +114,15 @@ def test_serve_writes_env_file_and_answers(tmp_path: Path) -> None:
                 break
         values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
         expected = {
-            "HARNESS_PROXY", "HARNESS_ADMIN", "HARNESS_OKTA_ISSUER", "HARNESS_OKTA_CLIENT_ID",
-            "HARNESS_OKTA_CLIENT_SECRET", "HARNESS_USERS", "HARNESS_USER_PASSWORD",
-            "HARNESS_DATABRICKS_WORKSPACES", "HARNESS_BROKER",
+            "HARNESS_PROXY",
+            "HARNESS_ADMIN",
+            "HARNESS_OKTA_ISSUER",
+            "HARNESS_OKTA_CLIENT_ID",
+            "HARNESS_OKTA_CLIENT_SECRET",
+            "HARNESS_USERS",
+            "HARNESS_USER_PASSWORD",
+            "HARNESS_DATABRICKS_WORKSPACES",
+            "HARNESS_BROKER",
         }
         assert set(values) == expected
         assert values["HARNESS_USERS"] == "alice@example.com,bob@example.com"

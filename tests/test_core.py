@@ -78,8 +78,14 @@ def test_journal_is_bounded_and_queryable_by_fingerprint() -> None:
     for i in range(5):
         journal.record(
             make_entry(
-                seq=journal.next_seq(), time=0.0, method="POST", host="h.test", path="/t",
-                query={}, headers=[("Authorization", f"Bearer tok-{i}")], form={"code": f"c{i}"},
+                seq=journal.next_seq(),
+                time=0.0,
+                method="POST",
+                host="h.test",
+                path="/t",
+                query={},
+                headers=[("Authorization", f"Bearer tok-{i}")],
+                form={"code": f"c{i}"},
             )
         )
     entries = journal.entries(host="h.test")
@@ -99,7 +105,9 @@ def test_proxy_and_host_header_routing(server: tuple[SandboxServer, JwtIssuer]) 
     assert direct.status_code == 200 and direct.headers["content-type"] == "application/json"
 
 
-def test_unknown_host_is_a_clear_502_and_is_journaled(server: tuple[SandboxServer, JwtIssuer]) -> None:
+def test_unknown_host_is_a_clear_502_and_is_journaled(
+    server: tuple[SandboxServer, JwtIssuer],
+) -> None:
     srv, _ = server
     with httpx.Client(proxy=srv.url, trust_env=False) as client:
         response = client.get("http://nowhere.test/x")

@@ -18,7 +18,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def json_response(
-    payload: Any, status: int = 200, headers: dict[str, str] | None = None, *, content_type: str = JSON
+    payload: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    *,
+    content_type: str = JSON,
 ) -> Response:
     return Response(
         json.dumps(payload, separators=(",", ":")),
@@ -48,11 +52,15 @@ def token_response(payload: dict[str, Any]) -> Response:
 
 
 def text_response(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(text, status=status, headers=headers or {}, content_type="text/plain; charset=utf-8")
+    return Response(
+        text, status=status, headers=headers or {}, content_type="text/plain; charset=utf-8"
+    )
 
 
 def html_response(html: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(html, status=status, headers=headers or {}, content_type="text/html; charset=utf-8")
+    return Response(
+        html, status=status, headers=headers or {}, content_type="text/html; charset=utf-8"
+    )
 
 
 def form_params(request: Request) -> MultiDict[str, str] | None:

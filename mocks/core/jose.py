@@ -32,7 +32,7 @@ class SigningKey:
     public_key: Any = field(repr=False)
 
     def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
-        """Compact JWS of ``claims``; ``kid`` and ``alg`` come from the key, ``typ`` defaults to JWT."""
+        """Compact JWS of ``claims``; ``kid`` and ``alg`` from the key, ``typ`` JWT by default."""
         hdr = {"kid": self.kid, "typ": "JWT"}
         if headers:
             hdr.update(headers)

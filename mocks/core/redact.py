@@ -18,10 +18,25 @@ JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 #: Form fields, JSON members and headers whose values are secrets.
 SECRET_FIELDS = frozenset(
     {
-        "access_token", "refresh_token", "id_token", "subject_token", "actor_token", "token",
-        "code", "code_verifier", "client_secret", "client_assertion", "assertion", "password",
-        "id_token_hint", "authorization", "cookie", "set-cookie", "proxy-authorization",
-        "registration_access_token", "state_secret",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "subject_token",
+        "actor_token",
+        "token",
+        "code",
+        "code_verifier",
+        "client_secret",
+        "client_assertion",
+        "assertion",
+        "password",
+        "id_token_hint",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "proxy-authorization",
+        "registration_access_token",
+        "state_secret",
     }
 )
 

@@ -236,7 +236,9 @@ class SandboxServer:
         return handler(request)
 
     def _admin_health(self, request: Request) -> Response:
-        return json_response({"status": "ok", "hosts": self.hosts, "clock": self.context.clock.now()})
+        return json_response(
+            {"status": "ok", "hosts": self.hosts, "clock": self.context.clock.now()}
+        )
 
     def _admin_reset(self, request: Request) -> Response:
         if request.method != "POST":
