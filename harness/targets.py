@@ -58,7 +58,15 @@ class ReferenceTarget:
                 f"unknown reference broker defect {defect!r}; known: {', '.join(sorted(DEFECTS))}"
             )
         self.spec = "reference" if defect is None else f"reference:{defect}"
-        config = BrokerConfig(storage=":memory:", **reference_config_values(sandbox))
+        values = reference_config_values(sandbox)
+        config = BrokerConfig(
+            okta_issuer=values["okta_issuer"],
+            okta_client_id=values["okta_client_id"],
+            okta_client_secret=values["okta_client_secret"],
+            upstream_proxy=values["upstream_proxy"],
+            databricks_host_template=values["databricks_host_template"],
+            storage=":memory:",
+        )
         self.server = BrokerServer(config, clock=sandbox.clock.now, defect=defect, port=port)
         self.server.start()
         self.url = self.server.url

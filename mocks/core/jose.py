@@ -58,9 +58,12 @@ def generate_key(alg: str = "RS256", kid: str | None = None) -> SigningKey:
         raise ValueError(f"unsupported signing algorithm {alg!r}; use one of {SUPPORTED_ALGS}")
     public: PublicKeyTypes = private.public_key()
     if kid is None:
-        algo = RSAAlgorithm if alg == "RS256" else ECAlgorithm
-        thumb = hashlib.sha256(algo.to_jwk(public).encode()).hexdigest()
-        kid = thumb[:20]
+        if isinstance(public, rsa.RSAPublicKey):
+            material = RSAAlgorithm.to_jwk(public)
+        else:
+            assert isinstance(public, ec.EllipticCurvePublicKey)
+            material = ECAlgorithm.to_jwk(public)
+        kid = hashlib.sha256(material.encode()).hexdigest()[:20]
     return SigningKey(kid=kid, alg=alg, private_key=private, public_key=public)
 
 
@@ -149,6 +152,6 @@ class KeySet:
             token,
             key.public_key,
             algorithms=[a for a in algorithms if a == key.alg],
-            options=options or {},
+            options=options or {},  # type: ignore[arg-type]
             **kwargs,
         )
