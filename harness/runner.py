@@ -218,7 +218,7 @@ class _Execution:
             requirement=spec.get("requirement"),
             evidence=evidence,
         )
-        if failures and reproduce:
+        if failures:
             lines = [self.result.reproduce or ""]
             if evidence:
                 lines.insert(0, self.recorder.curl(evidence[-1]))
@@ -319,10 +319,7 @@ class _Execution:
                 failures.extend(_subset_failures(expect["claims"], decoded[1], "claims"))
         for name, wanted in expect.get("headers", {}).items():
             actual = response.headers.get(name)
-            directives = [d.strip().lower() for d in (actual or "").split(",")]
-            if actual is None or (
-                str(wanted).lower() not in directives and actual.lower() != str(wanted).lower()
-            ):
+            if actual is None or not _header_matches(actual, str(wanted)):
                 failures.append(f"header {name}: {actual!r}, expected {wanted!r}")
         return failures
 
@@ -418,7 +415,7 @@ class _Execution:
             right = self._render(relation["right"])
             if not _compare(left, relation["op"], right):
                 failures.append(f"{self._show(left)} {relation['op']} {self._show(right)} is false")
-        self._add_check(spec, failures, "relation holds", reproduce=True)
+        self._add_check(spec, failures, "relation holds")
 
     def _step_expect_journal(self, spec: dict[str, Any]) -> None:
         spec = self._render(spec)
@@ -477,7 +474,7 @@ class _Execution:
                 k.lower() == "authorization" for k in entry.headers
             ):
                 failures.append(f"#{entry.seq} carries an Authorization header")
-        self._add_check(spec, failures, f"journal of {where}", reproduce=True)
+        self._add_check(spec, failures, f"journal of {where}")
 
     def _step_expect_query_history(self, spec: dict[str, Any]) -> None:
         spec = self._render(spec)
@@ -497,7 +494,14 @@ class _Execution:
             others = sorted({_query_user(q) for q in history} - {user_login(spec["only_user"])})
             if others:
                 failures.append(f"queries at {workspace.name} ran as {', '.join(others)}")
-        self._add_check(spec, failures, f"query history of {workspace.name}", reproduce=False)
+        self._add_check(spec, failures, f"query history of {workspace.name}")
+
+
+def _header_matches(actual: str, wanted: str) -> bool:
+    """Case-insensitive: the whole value, one comma-separated directive, or the auth scheme."""
+    actual_l, wanted_l = actual.lower().strip(), wanted.lower().strip()
+    directives = [d.strip() for d in actual_l.split(",")]
+    return actual_l == wanted_l or wanted_l in directives or actual_l.split(" ", 1)[0] == wanted_l
 
 
 def _query_user(record: Any) -> str:
