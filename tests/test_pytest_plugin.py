@@ -25,7 +25,7 @@ def test_items_have_readable_variant_ids(pytester: pytest.Pytester, scenarios: P
     out = result.stdout.str()
     assert "invalid-segment.scenario.yaml::invalid-segment[newline]" in out
     assert "multi-workspace.scenario.yaml::multi-workspace" in out
-    assert "14 tests collected" in out
+    assert "13 tests collected" in out
 
 
 def test_k_and_junitxml(pytester: pytest.Pytester, scenarios: Path) -> None:
