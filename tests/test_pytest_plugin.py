@@ -31,7 +31,7 @@ def test_items_have_readable_variant_ids(pytester: pytest.Pytester, scenarios: P
 def test_k_and_junitxml(pytester: pytest.Pytester, scenarios: Path) -> None:
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(str(scenarios), "-k", "isolation", f"--junitxml={junit}")
-    result.assert_outcomes(passed=1, deselected=13)
+    result.assert_outcomes(passed=1, deselected=12)
     case = ET.parse(junit).getroot().find(".//testcase")
     assert case is not None and case.get("name") == "token-isolation"
 
