@@ -29,8 +29,12 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 
 def authorize(http: httpx.Client, **overrides: str) -> httpx.Response:
     params = {
-        "response_type": "code", "client_id": d.TEST_CLIENT_ID, "redirect_uri": REDIRECT,
-        "scope": "openid email profile offline_access", "state": "st-1", "nonce": "n-1",
+        "response_type": "code",
+        "client_id": d.TEST_CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "scope": "openid email profile offline_access",
+        "state": "st-1",
+        "nonce": "n-1",
     }
     params.update(overrides)
     return http.get(f"{ISSUER}/v1/authorize?{urlencode(params)}")
@@ -101,7 +105,9 @@ def test_unknown_authorization_server_is_okta_404(http: httpx.Client) -> None:
 def test_code_flow_claims_as_okta_issues_them(http: httpx.Client, sandbox: Sandbox) -> None:
     response = redeem(http, login_code(http))
     assert response.status_code == 200
-    assert response.headers["cache-control"] == "no-store" and response.headers["pragma"] == "no-cache"
+    assert (
+        response.headers["cache-control"] == "no-store" and response.headers["pragma"] == "no-cache"
+    )
     body = response.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["refresh_token"]
     alice = sandbox.okta.user_by_login("alice@example.com")
@@ -165,7 +171,10 @@ def test_pkce_success_and_failure(http: httpx.Client) -> None:
     code = login_code(http, code_challenge=challenge, code_challenge_method="S256")
     failed = redeem(http, code, code_verifier="not-the-verifier-" + "x" * 40)
     assert failed.status_code == 400
-    assert failed.json() == {"error": "invalid_grant", "error_description": "PKCE verification failed."}
+    assert failed.json() == {
+        "error": "invalid_grant",
+        "error_description": "PKCE verification failed.",
+    }
     code = login_code(http, code_challenge=challenge, code_challenge_method="S256")
     assert redeem(http, code).json()["error"] == "invalid_grant"
 
@@ -179,7 +188,11 @@ def test_code_is_single_use_and_bound_to_redirect(http: httpx.Client) -> None:
     code = login_code(http)
     other = http.post(
         f"{ISSUER}/v1/token",
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:1/callback"},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": "http://127.0.0.1:1/callback",
+        },
         headers=basic(d.TEST_CLIENT_ID, d.TEST_CLIENT_SECRET),
     )
     assert other.json()["error"] == "invalid_grant"
@@ -195,12 +208,18 @@ def test_client_authentication(http: httpx.Client) -> None:
     code = login_code(http)
     post = http.post(
         f"{ISSUER}/v1/token",
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-              "client_id": d.TEST_CLIENT_ID, "client_secret": d.TEST_CLIENT_SECRET},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": d.TEST_CLIENT_ID,
+            "client_secret": d.TEST_CLIENT_SECRET,
+        },
     )
     assert post.status_code == 200
     wrong = http.post(
-        f"{ISSUER}/v1/token", data={"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT},
+        f"{ISSUER}/v1/token",
+        data={"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT},
         headers=basic(d.TEST_CLIENT_ID, "wrong"),
     )
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
@@ -211,7 +230,11 @@ def test_client_authentication(http: httpx.Client) -> None:
     assert none.json()["error_description"] == "No client credentials found."
     both = http.post(
         f"{ISSUER}/v1/token",
-        data={"grant_type": "authorization_code", "code": "x", "client_secret": d.TEST_CLIENT_SECRET},
+        data={
+            "grant_type": "authorization_code",
+            "code": "x",
+            "client_secret": d.TEST_CLIENT_SECRET,
+        },
         headers=basic(d.TEST_CLIENT_ID, d.TEST_CLIENT_SECRET),
     )
     assert both.status_code == 400 and both.json()["error"] == "invalid_request"
@@ -224,9 +247,12 @@ def test_token_endpoint_request_errors(http: httpx.Client) -> None:
     missing = http.post(f"{ISSUER}/v1/token", data={"code": "x"}, headers=auth)
     assert missing.json()["error_description"] == "The required parameter 'grant_type' is missing."
     unsupported = http.post(f"{ISSUER}/v1/token", data={"grant_type": "password"}, headers=auth)
-    assert unsupported.status_code == 400 and unsupported.json()["error"] == "unsupported_grant_type"
+    assert (
+        unsupported.status_code == 400 and unsupported.json()["error"] == "unsupported_grant_type"
+    )
     repeated = http.post(
-        f"{ISSUER}/v1/token", content="grant_type=refresh_token&grant_type=refresh_token",
+        f"{ISSUER}/v1/token",
+        content="grant_type=refresh_token&grant_type=refresh_token",
         headers={**auth, "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert repeated.json()["error_description"] == (
@@ -237,7 +263,8 @@ def test_token_endpoint_request_errors(http: httpx.Client) -> None:
 
 def refresh(http: httpx.Client, token: str, **extra: str) -> httpx.Response:
     return http.post(
-        f"{ISSUER}/v1/token", data={"grant_type": "refresh_token", "refresh_token": token, **extra},
+        f"{ISSUER}/v1/token",
+        data={"grant_type": "refresh_token", "refresh_token": token, **extra},
         headers=basic(d.TEST_CLIENT_ID, d.TEST_CLIENT_SECRET),
     )
 
@@ -285,7 +312,10 @@ def test_userinfo(http: httpx.Client, sandbox: Sandbox) -> None:
     assert bad.status_code == 401 and bad.content == b""
     assert 'error="invalid_token"' in bad.headers["www-authenticate"]
     sandbox.clock.advance(3601)
-    assert http.get(f"{ISSUER}/v1/userinfo", headers={"Authorization": f"Bearer {access}"}).status_code == 401
+    assert (
+        http.get(f"{ISSUER}/v1/userinfo", headers={"Authorization": f"Bearer {access}"}).status_code
+        == 401
+    )
 
 
 def test_auto_approve_skips_the_form(http: httpx.Client, sandbox: Sandbox) -> None:
@@ -300,8 +330,11 @@ def test_authlib_client_code_exchange_and_refresh(http: httpx.Client, sandbox: S
 
     code = login_code(http)
     with OAuth2Client(
-        d.TEST_CLIENT_ID, d.TEST_CLIENT_SECRET, redirect_uri=REDIRECT,
-        proxy=sandbox.proxy_url, trust_env=False,
+        d.TEST_CLIENT_ID,
+        d.TEST_CLIENT_SECRET,
+        redirect_uri=REDIRECT,
+        proxy=sandbox.proxy_url,
+        trust_env=False,
     ) as client:
         token = client.fetch_token(f"{ISSUER}/v1/token", code=code)
         assert token["token_type"] == "Bearer" and "id_token" in token

@@ -16,7 +16,9 @@ pytest_plugins = ["pytester"]
 @pytest.fixture
 def scenarios(pytester: pytest.Pytester) -> Path:
     target = pytester.path / "scenarios"
-    shutil.copytree(default_scenario_dir(), target, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    shutil.copytree(
+        default_scenario_dir(), target, ignore=shutil.ignore_patterns("__pycache__", "*.py")
+    )
     return target
 
 

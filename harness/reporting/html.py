@@ -1,6 +1,6 @@
 """``report.html``: one self-contained page (inline CSS and script, nothing fetched).
 
-It shows the verdict, a requirement matrix (requirement × scenario, the worst status of the
+It shows the verdict, a requirement matrix (requirement by scenario, the worst status of the
 scenario's checks citing it), and per scenario its checks, token lineage (decoded tokens and
 fingerprints, never a whole token) and the redacted HTTP transcript that the checks cite.
 """
@@ -29,14 +29,18 @@ def _environment() -> jinja2.Environment:
         value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
     )
     env.filters["safe_text"] = redact_text
-    env.filters["utc"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else ""
+    env.filters["utc"] = lambda t: (
+        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else ""
+    )
     return env
 
 
 def _matrix(run: RunResult) -> tuple[list[str], list[dict[str, Any]]]:
     """Requirement rows: for each, the worst status per scenario that cites it."""
-    requirements = sorted({r for s in run.scenarios for r in s.requirements}
-                          | {c.requirement for s in run.scenarios for c in s.checks if c.requirement})
+    requirements = sorted(
+        {r for s in run.scenarios for r in s.requirements}
+        | {c.requirement for s in run.scenarios for c in s.checks if c.requirement}
+    )
     rows = []
     for requirement in requirements:
         cells: dict[str, str] = {}
@@ -52,18 +56,25 @@ def _matrix(run: RunResult) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def _scenario_view(scenario: ScenarioResult) -> dict[str, Any]:
-    return {"s": scenario, "anchor": "s-" + "".join(ch if ch.isalnum() else "-" for ch in scenario.id)}
+    return {
+        "s": scenario,
+        "anchor": "s-" + "".join(ch if ch.isalnum() else "-" for ch in scenario.id),
+    }
 
 
 def render_html(run: RunResult) -> str:
     _, rows = _matrix(run)
     verdict = {0: "PASSED", 1: "FAILED", 3: "ERROR"}[run.exit_code]
-    return _environment().get_template("report.html.j2").render(
-        run=run,
-        verdict=verdict,
-        summary=run.summary,
-        checks=run.check_summary,
-        statuses=[s.value for s in Status],
-        matrix=rows,
-        scenarios=[_scenario_view(s) for s in run.scenarios],
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            run=run,
+            verdict=verdict,
+            summary=run.summary,
+            checks=run.check_summary,
+            statuses=[s.value for s in Status],
+            matrix=rows,
+            scenarios=[_scenario_view(s) for s in run.scenarios],
+        )
     )

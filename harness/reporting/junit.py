@@ -60,4 +60,6 @@ def render_junit(run: RunResult) -> str:
             "\n".join(f"{c.status.value:<8} {c.id} {c.title}" for c in scenario.checks)
         )
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )

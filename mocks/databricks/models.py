@@ -1,6 +1,6 @@
 """Mock Databricks account state: workspaces, users, federation policies, issued tokens.
 
-Token federation follows ``vendor-fidelity.md`` §A.3–A.4: a subject JWT is accepted only when
+Token federation follows ``vendor-fidelity.md`` §A.3-A.4: a subject JWT is accepted only when
 an account federation policy names its issuer *exactly*, its signature verifies with that
 issuer's keys (fetched through the sandbox and cached), it is RS256 or ES256, its ``aud``
 contains one of the policy's audiences, it is within ``exp``/``nbf`` (with a small skew), and
@@ -28,8 +28,17 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 ALLOWED_SCOPES = frozenset(
-    {"all-apis", "sql", "offline_access", "genie", "vector-search", "ai-search",
-     "unity-catalog", "dashboards", "authentication"}
+    {
+        "all-apis",
+        "sql",
+        "offline_access",
+        "genie",
+        "vector-search",
+        "ai-search",
+        "unity-catalog",
+        "dashboards",
+        "authentication",
+    }
 )
 JWKS_CACHE_SECONDS = 300.0
 
@@ -104,8 +113,13 @@ class Workspace:
         """Claims of a token this very workspace issued and that has not expired, else None."""
         try:
             claims = self.keys.verify(
-                token, options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
-                                "verify_nbf": False},
+                token,
+                options={
+                    "verify_exp": False,
+                    "verify_aud": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidTokenError:
             return None
@@ -193,7 +207,9 @@ class DatabricksAccount:
     def add_workspace(self, name: str, *, workspace_id: str) -> Workspace:
         host = f"{name.lower()}.{self.domain}"
         workspace = Workspace(
-            name=name, host=host, workspace_id=workspace_id,
+            name=name,
+            host=host,
+            workspace_id=workspace_id,
             keys=KeySet([fixture_key(f"databricks:{host}")]),
         )
         with self._lock:
@@ -238,8 +254,11 @@ class DatabricksAccount:
         if subject is not None:
             raise ValueError("account federation policies must not set 'subject' (SP policies do)")
         policy = FederationPolicy(
-            policy_id=policy_id, issuer=issuer, audiences=list(audiences or [self.account_id]),
-            subject_claim=subject_claim, jwks_uri=jwks_uri,
+            policy_id=policy_id,
+            issuer=issuer,
+            audiences=list(audiences or [self.account_id]),
+            subject_claim=subject_claim,
+            jwks_uri=jwks_uri,
         )
         with self._lock:
             self.policies[policy_id] = policy
@@ -251,7 +270,9 @@ class DatabricksAccount:
         scopes = (form.get("scope") or "all-apis").split()
         unknown = [s for s in scopes if s not in ALLOWED_SCOPES]
         if unknown:
-            raise FederationError("invalid_scope", f"Requested scope(s) not allowed: {' '.join(unknown)}.")
+            raise FederationError(
+                "invalid_scope", f"Requested scope(s) not allowed: {' '.join(unknown)}."
+            )
         claims = self._validate_subject(workspace, form["subject_token"])
         now = self.now()
         lifetime = min(workspace.token_lifetime_cap, int(float(claims["exp"]) - now))
@@ -321,9 +342,15 @@ class DatabricksAccount:
             raise fail("The subject token algorithm does not match its issuer's key.")
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, public.key, algorithms=[alg],
-                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                         "verify_aud": False},
+                token,
+                public.key,
+                algorithms=[alg],
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                },
             )
         except jwt.InvalidTokenError:
             raise fail("The subject token signature is invalid.") from None
@@ -361,8 +388,8 @@ class DatabricksAccount:
         return cached
 
     # -- query history -----------------------------------------------------------------
-    def record_query(self, workspace: Workspace, user: str, statement: str, status: str,
-                     jti: str) -> None:
+    def record_query(
+        self, workspace: Workspace, user: str, statement: str, status: str, jti: str
+    ) -> None:
         with self._lock:
             workspace.query_history.append(QueryRecord(user, statement, self.now(), status, jti))
-

@@ -27,8 +27,16 @@ from mocks.databricks.models import (
 from mocks.databricks.sql import run_statement
 from mocks.databricks.urls import url_map
 
-SINGLE_VALUED = ("grant_type", "subject_token", "subject_token_type", "scope", "client_id",
-                 "requested_token_type", "actor_token", "actor_token_type")
+SINGLE_VALUED = (
+    "grant_type",
+    "subject_token",
+    "subject_token_type",
+    "scope",
+    "client_id",
+    "requested_token_type",
+    "actor_token",
+    "actor_token_type",
+)
 MCP_PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 EXECUTE_SQL_TOOL = {
     "name": "execute_sql",
@@ -66,36 +74,48 @@ class DatabricksService:
                 return oauth_error("invalid_request", "The HTTP method is not supported.", 405)
             return _rest_error("BAD_REQUEST", "The HTTP method is not supported.", 405)
         except NotFound:
-            return _rest_error("ENDPOINT_NOT_FOUND", f"No API found for '{request.method} "
-                               f"{request.path}'.", 404)
+            return _rest_error(
+                "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'.", 404
+            )
         response: Response = getattr(self, f"_{endpoint}")(request, workspace)
         return response
 
     # -- discovery ---------------------------------------------------------------------
     def _host_metadata(self, request: Request, ws: Workspace) -> Response:
-        return json_response({
-            "oidc_endpoint": ws.oidc_root,
-            "account_id": self.account.account_id,
-            "workspace_id": ws.workspace_id,
-            "cloud": "AWS",
-            "host_type": "WORKSPACE_HOST",
-            "token_federation_default_oidc_audiences": [ws.token_endpoint],
-        })
+        return json_response(
+            {
+                "oidc_endpoint": ws.oidc_root,
+                "account_id": self.account.account_id,
+                "workspace_id": ws.workspace_id,
+                "cloud": "AWS",
+                "host_type": "WORKSPACE_HOST",
+                "token_federation_default_oidc_audiences": [ws.token_endpoint],
+            }
+        )
 
     def _oidc_metadata(self, request: Request, ws: Workspace) -> Response:
-        return json_response({
-            "issuer": ws.issuer,
-            "authorization_endpoint": f"{ws.oidc_root}/v1/authorize",
-            "token_endpoint": ws.token_endpoint,
-            "jwks_uri": f"{ws.oidc_root}/v1/keys",
-            "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token",
-                                      "client_credentials", TOKEN_EXCHANGE],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-                                                      "none"],
-            "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": sorted({"all-apis", "sql", "offline_access"}),
-        })
+        return json_response(
+            {
+                "issuer": ws.issuer,
+                "authorization_endpoint": f"{ws.oidc_root}/v1/authorize",
+                "token_endpoint": ws.token_endpoint,
+                "jwks_uri": f"{ws.oidc_root}/v1/keys",
+                "response_types_supported": ["code"],
+                "grant_types_supported": [
+                    "authorization_code",
+                    "refresh_token",
+                    "client_credentials",
+                    TOKEN_EXCHANGE,
+                ],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "none",
+                ],
+                "code_challenge_methods_supported": ["S256"],
+                "scopes_supported": sorted({"all-apis", "sql", "offline_access"}),
+            }
+        )
 
     def _keys(self, request: Request, ws: Workspace) -> Response:
         return json_response(ws.keys.jwks(), headers={"Cache-Control": "max-age=3600"})
@@ -103,32 +123,42 @@ class DatabricksService:
     # -- token federation --------------------------------------------------------------
     def _token(self, request: Request, ws: Workspace) -> Response:
         if request.method != "POST":
-            return oauth_error("invalid_request", "The token endpoint only accepts POST.", 405,
-                               {"Allow": "POST"})
+            return oauth_error(
+                "invalid_request", "The token endpoint only accepts POST.", 405, {"Allow": "POST"}
+            )
         params = form_params(request)
         if params is None:
-            return oauth_error("invalid_request",
-                               "The request body must be application/x-www-form-urlencoded.")
+            return oauth_error(
+                "invalid_request", "The request body must be application/x-www-form-urlencoded."
+            )
         repeated = repeated_params(params, SINGLE_VALUED)
         if repeated:
-            return oauth_error("invalid_request",
-                               f"The parameter '{repeated[0]}' must not be repeated.")
+            return oauth_error(
+                "invalid_request", f"The parameter '{repeated[0]}' must not be repeated."
+            )
         form = {k: v for k, v in params.items() if v != ""}  # empty means omitted (RFC 6749 §3.2)
         grant = form.get("grant_type")
         if grant is None:
             return oauth_error("invalid_request", "The required parameter 'grant_type' is missing.")
         if grant != TOKEN_EXCHANGE:
-            return oauth_error("unsupported_grant_type", "The grant type is not supported for "
-                               "this request.")
+            return oauth_error(
+                "unsupported_grant_type", "The grant type is not supported for this request."
+            )
         for name in ("subject_token", "subject_token_type"):
             if name not in form:
-                return oauth_error("invalid_request", f"The required parameter '{name}' is missing.")
+                return oauth_error(
+                    "invalid_request", f"The required parameter '{name}' is missing."
+                )
         if form["subject_token_type"] != JWT_TOKEN_TYPE:
-            return oauth_error("invalid_request",
-                               "'subject_token_type' is invalid or not supported.")
+            return oauth_error(
+                "invalid_request", "'subject_token_type' is invalid or not supported."
+            )
         if "client_id" in form:
-            return oauth_error("invalid_client", "The client is not a service principal with a "
-                               "federation policy in this account.", 401)
+            return oauth_error(
+                "invalid_client",
+                "The client is not a service principal with a federation policy in this account.",
+                401,
+            )
         try:
             body = self.account.exchange(ws, form)
         except FederationError as exc:
@@ -139,8 +169,9 @@ class DatabricksService:
     def _authenticate(self, request: Request, ws: Workspace) -> dict[str, Any] | Response:
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:
-            return _unauthenticated("Credential was not sent or was of an unsupported type for "
-                                    "this API.")
+            return _unauthenticated(
+                "Credential was not sent or was of an unsupported type for this API."
+            )
         claims = ws.verify_access_token(token, self.account.now())
         if claims is None:
             return _unauthenticated("Invalid access token.", invalid=True)
@@ -174,8 +205,9 @@ class DatabricksService:
         if isinstance(claims, Response):
             return claims
         if not {"sql", "all-apis"} & set(str(claims.get("scope", "")).split()):
-            return _rest_error("PERMISSION_DENIED",
-                               "The access token does not have the required scope 'sql'.", 403)
+            return _rest_error(
+                "PERMISSION_DENIED", "The access token does not have the required scope 'sql'.", 403
+            )
         try:
             message = json.loads(request.get_data(as_text=True))
         except ValueError:
@@ -190,11 +222,14 @@ class DatabricksService:
         if method == "initialize":
             requested = params.get("protocolVersion") if isinstance(params, dict) else None
             version = requested if requested in MCP_PROTOCOL_VERSIONS else MCP_PROTOCOL_VERSIONS[0]
-            return _rpc_result(rpc_id, {
-                "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": False}},
-                "serverInfo": {"name": "databricks-sql", "version": "0.1.0"},
-            })
+            return _rpc_result(
+                rpc_id,
+                {
+                    "protocolVersion": version,
+                    "capabilities": {"tools": {"listChanged": False}},
+                    "serverInfo": {"name": "databricks-sql", "version": "0.1.0"},
+                },
+            )
         if method == "ping":
             return _rpc_result(rpc_id, {})
         if method == "tools/list":
@@ -207,12 +242,16 @@ class DatabricksService:
                 return _rpc_error(rpc_id, -32602, "'statement' is required")
             user = claims["sub"]
             ok, payload = run_statement(statement, user)
-            self.account.record_query(ws, user, statement, "FINISHED" if ok else "FAILED",
-                                      claims["jti"])
-            return _rpc_result(rpc_id, {
-                "content": [{"type": "text", "text": json.dumps(payload)}],
-                "isError": not ok,
-            })
+            self.account.record_query(
+                ws, user, statement, "FINISHED" if ok else "FAILED", claims["jti"]
+            )
+            return _rpc_result(
+                rpc_id,
+                {
+                    "content": [{"type": "text", "text": json.dumps(payload)}],
+                    "isError": not ok,
+                },
+            )
         return _rpc_error(rpc_id, -32601, f"Method not found: {method}")
 
 
@@ -225,7 +264,8 @@ def _unauthenticated(message: str, *, invalid: bool = False) -> Response:
     if invalid:
         challenge += ', error="invalid_token"'
     return json_response(
-        {"error_code": "UNAUTHENTICATED", "message": message}, 401,
+        {"error_code": "UNAUTHENTICATED", "message": message},
+        401,
         {"WWW-Authenticate": challenge},
     )
 
@@ -235,4 +275,6 @@ def _rpc_result(rpc_id: Any, result: dict[str, Any]) -> Response:
 
 
 def _rpc_error(rpc_id: Any, code: int, message: str) -> Response:
-    return json_response({"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}})
+    return json_response(
+        {"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}}
+    )

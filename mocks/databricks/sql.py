@@ -38,8 +38,9 @@ def run_statement(statement: str, user: str) -> tuple[bool, dict[str, Any]]:
     if match:
         table = TABLES.get(match.group(1).lower())
         if table is None:
-            return False, {"error": f"[TABLE_OR_VIEW_NOT_FOUND] The table {match.group(1)} "
-                           "cannot be found."}
+            return False, {
+                "error": f"[TABLE_OR_VIEW_NOT_FOUND] The table {match.group(1)} cannot be found."
+            }
         limit = int(match.group(2)) if match.group(2) else len(table["rows"])
         return True, {"columns": table["columns"], "rows": table["rows"][:limit]}
     match = _SHOW_TABLES.fullmatch(text)
@@ -47,5 +48,7 @@ def run_statement(statement: str, user: str) -> tuple[bool, dict[str, Any]]:
         prefix = match.group(1).lower() + "."
         names = [name.removeprefix(prefix) for name in TABLES if name.startswith(prefix)]
         return True, {"columns": ["tableName"], "rows": [[n] for n in names]}
-    return False, {"error": "[PARSE_SYNTAX_ERROR] This mock warehouse supports SELECT 1, "
-                   "SELECT current_user(), SELECT * FROM <table> [LIMIT n] and SHOW TABLES IN."}
+    return False, {
+        "error": "[PARSE_SYNTAX_ERROR] This mock warehouse supports SELECT 1, "
+        "SELECT current_user(), SELECT * FROM <table> [LIMIT n] and SHOW TABLES IN."
+    }

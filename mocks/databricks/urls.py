@@ -7,8 +7,11 @@ from werkzeug.routing import Map, Rule
 url_map = Map(
     [
         Rule("/.well-known/databricks-config", endpoint="host_metadata", methods=["GET"]),
-        Rule("/oidc/.well-known/oauth-authorization-server", endpoint="oidc_metadata",
-             methods=["GET"]),
+        Rule(
+            "/oidc/.well-known/oauth-authorization-server",
+            endpoint="oidc_metadata",
+            methods=["GET"],
+        ),
         Rule("/oidc/.well-known/openid-configuration", endpoint="oidc_metadata", methods=["GET"]),
         Rule("/oidc/v1/keys", endpoint="keys", methods=["GET"]),
         Rule("/oidc/v1/token", endpoint="token"),

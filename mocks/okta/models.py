@@ -262,7 +262,9 @@ class OktaOrg:
         with self._lock:
             record = self.codes.get(_hash(code))
             if record is None or record.used or record.expires_at <= self.now():
-                raise OktaError("invalid_grant", "The authorization code is invalid or has expired.")
+                raise OktaError(
+                    "invalid_grant", "The authorization code is invalid or has expired."
+                )
             record.used = True
             return record
 
@@ -293,7 +295,11 @@ class OktaOrg:
         }
         if "openid" in scopes:
             body["id_token"] = self.mint_id_token(
-                user.login, client_id, scopes=scopes, nonce=nonce, server_id=server_id,
+                user.login,
+                client_id,
+                scopes=scopes,
+                nonce=nonce,
+                server_id=server_id,
                 auth_time=auth_time,
             )
         if "offline_access" in scopes:
@@ -303,13 +309,23 @@ class OktaOrg:
         return body
 
     def _new_refresh_token(
-        self, family: str, client_id: str, user_id: str, scopes: list[str], server_id: str,
+        self,
+        family: str,
+        client_id: str,
+        user_id: str,
+        scopes: list[str],
+        server_id: str,
         auth_time: float,
     ) -> str:
         value = secrets.token_urlsafe(32)
         with self._lock:
             self.refresh_tokens[_hash(value)] = RefreshToken(
-                family, client_id, user_id, list(scopes), server_id, auth_time,
+                family,
+                client_id,
+                user_id,
+                list(scopes),
+                server_id,
+                auth_time,
                 self.now() + REFRESH_IDLE_WINDOW,
             )
         return value
@@ -371,7 +387,11 @@ class OktaOrg:
             claims.update(email=user.email, email_verified=True)
         if "profile" in scopes:
             claims.update(
-                {k: v for k, v in user.profile_claims().items() if k in ("name", "preferred_username")}
+                {
+                    k: v
+                    for k, v in user.profile_claims().items()
+                    if k in ("name", "preferred_username")
+                }
             )
         if "groups" in scopes:
             claims["groups"] = list(user.groups)
@@ -416,8 +436,13 @@ class OktaOrg:
         """Claims of a valid access token of this server (signature, iss, exp per the clock)."""
         try:
             claims = self.keys.verify(
-                token, options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
-                                "verify_nbf": False},
+                token,
+                options={
+                    "verify_exp": False,
+                    "verify_aud": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except Exception:
             return None

@@ -78,12 +78,31 @@ class OktaService:
             "subject_types_supported": ["public"],
             "scopes_supported": list(SUPPORTED_SCOPES),
             "token_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post", "none",
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
             ],
             "claims_supported": [
-                "ver", "jti", "iss", "aud", "iat", "exp", "cid", "uid", "scp", "sub", "auth_time",
-                "email", "email_verified", "name", "preferred_username", "given_name",
-                "family_name", "nonce", "amr", "idp",
+                "ver",
+                "jti",
+                "iss",
+                "aud",
+                "iat",
+                "exp",
+                "cid",
+                "uid",
+                "scp",
+                "sub",
+                "auth_time",
+                "email",
+                "email_verified",
+                "name",
+                "preferred_username",
+                "given_name",
+                "family_name",
+                "nonce",
+                "amr",
+                "idp",
             ],
             "code_challenge_methods_supported": ["S256"],
             "request_parameter_supported": False,
@@ -126,28 +145,41 @@ class OktaService:
         state = params.get("state")
 
         def fail(error: str, description: str) -> Response:
-            return _redirect(redirect_uri, {"error": error, "error_description": description,
-                                            "state": state})
+            return _redirect(
+                redirect_uri, {"error": error, "error_description": description, "state": state}
+            )
 
         if params.get("response_type") != "code":
-            return fail("unsupported_response_type",
-                        "The response type is not supported by the authorization server.")
+            return fail(
+                "unsupported_response_type",
+                "The response type is not supported by the authorization server.",
+            )
         scopes = params.get("scope", "").split()
         if "openid" not in scopes:
-            return fail("invalid_scope", "The authentication request has an invalid 'scope' "
-                        "parameter. The 'openid' scope is required.")
+            return fail(
+                "invalid_scope",
+                "The authentication request has an invalid 'scope' "
+                "parameter. The 'openid' scope is required.",
+            )
         unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
         if unknown:
-            return fail("invalid_scope", f"One or more scopes are not configured for the "
-                        f"authorization server resource: {' '.join(unknown)}")
+            return fail(
+                "invalid_scope",
+                f"One or more scopes are not configured for the "
+                f"authorization server resource: {' '.join(unknown)}",
+            )
         challenge = params.get("code_challenge")
         method = params.get("code_challenge_method")
         if challenge and method != "S256":
-            return fail("invalid_request",
-                        "'code_challenge_method' is invalid. Supported values: S256.")
+            return fail(
+                "invalid_request", "'code_challenge_method' is invalid. Supported values: S256."
+            )
         if client.token_endpoint_auth_method == "none" and not challenge:
-            return fail("invalid_request", "PKCE code challenge is required when the token "
-                        "endpoint authentication method is 'NONE'.")
+            return fail(
+                "invalid_request",
+                "PKCE code challenge is required when the token "
+                "endpoint authentication method is 'NONE'.",
+            )
         auth_request = AuthRequest(
             client_id=client.client_id,
             redirect_uri=redirect_uri,
@@ -170,13 +202,17 @@ class OktaService:
         txn = request.form.get("txn", "")
         auth_request = self.org.pending(txn)
         if auth_request is None:
-            return _error_page("invalid_request", "The sign-in transaction has expired. "
-                               "Start again from the application.")
-        user = self.org.authenticate(request.form.get("username", ""),
-                                     request.form.get("password", ""))
+            return _error_page(
+                "invalid_request",
+                "The sign-in transaction has expired. Start again from the application.",
+            )
+        user = self.org.authenticate(
+            request.form.get("username", ""), request.form.get("password", "")
+        )
         if user is None:
-            return _login_page(self.org.issuer(auth_request.server_id), txn,
-                               error="Unable to sign in", status=401)
+            return _login_page(
+                self.org.issuer(auth_request.server_id), txn, error="Unable to sign in", status=401
+            )
         return self._approve(txn, user)
 
     def _approve(self, txn: str, user: Any) -> Response:
@@ -189,30 +225,38 @@ class OktaService:
             return oauth_error("invalid_request", "The HTTP method is not supported.", 405)
         params = form_params(request)
         if params is None:
-            return oauth_error("invalid_request", "The request body must be "
-                               "application/x-www-form-urlencoded.")
+            return oauth_error(
+                "invalid_request", "The request body must be application/x-www-form-urlencoded."
+            )
         if repeated_params(params):
-            return oauth_error("invalid_request",
-                               "The request contained multiple parameters with the same name.")
+            return oauth_error(
+                "invalid_request", "The request contained multiple parameters with the same name."
+            )
         try:
             client = self._authenticate_client(request, params)
             grant = params.get("grant_type")
             if not grant:
-                raise OktaError("invalid_request", "The required parameter 'grant_type' is missing.")
+                raise OktaError(
+                    "invalid_request", "The required parameter 'grant_type' is missing."
+                )
             if grant not in client.grant_types:
                 if grant in ("authorization_code", "refresh_token"):
-                    raise OktaError("unauthorized_client", "The client is not authorized to use "
-                                    f"the provided grant type. Configured grant types: "
-                                    f"{client.grant_types}.")
-                raise OktaError("unsupported_grant_type",
-                                f"'{grant}' grant type is not supported.")
+                    raise OktaError(
+                        "unauthorized_client",
+                        "The client is not authorized to use "
+                        f"the provided grant type. Configured grant types: "
+                        f"{client.grant_types}.",
+                    )
+                raise OktaError("unsupported_grant_type", f"'{grant}' grant type is not supported.")
             if grant == "authorization_code":
                 body = self._code_grant(params, client.client_id, server_id)
             else:
                 body = self._refresh_grant(params, client.client_id, server_id)
         except OktaError as exc:
             headers = {}
-            if exc.status == 401 and request.headers.get("Authorization", "").lower().startswith("basic"):
+            if exc.status == 401 and request.headers.get("Authorization", "").lower().startswith(
+                "basic"
+            ):
                 headers["WWW-Authenticate"] = f'Basic realm="{self.org.domain}"'
             return oauth_error(exc.error, exc.description, exc.status, headers)
         return token_response(body)
@@ -225,24 +269,39 @@ class OktaService:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
                 raw_id, _, raw_secret = decoded.partition(":")
             except (binascii.Error, UnicodeDecodeError):
-                raise OktaError("invalid_client", "Client authentication failed. Either the "
-                                "client or the client credentials are invalid.", 401) from None
+                raise OktaError(
+                    "invalid_client",
+                    "Client authentication failed. Either the "
+                    "client or the client credentials are invalid.",
+                    401,
+                ) from None
             basic_id, basic_secret = unquote(raw_id), unquote(raw_secret)
         post_secret = params.get("client_secret")
         if basic_id is not None and post_secret is not None:
-            raise OktaError("invalid_request", "Cannot supply multiple client credentials. Use "
-                            "one of the following: credentials in the Authorization header, "
-                            "credentials in the post body, or a client_assertion in the post body.")
+            raise OktaError(
+                "invalid_request",
+                "Cannot supply multiple client credentials. Use "
+                "one of the following: credentials in the Authorization header, "
+                "credentials in the post body, or a client_assertion in the post body.",
+            )
         client_id = basic_id if basic_id is not None else params.get("client_id")
         if params.get("client_id") and basic_id is not None and params["client_id"] != basic_id:
-            raise OktaError("invalid_client", "Client authentication failed. Either the client "
-                            "or the client credentials are invalid.", 401)
+            raise OktaError(
+                "invalid_client",
+                "Client authentication failed. Either the client "
+                "or the client credentials are invalid.",
+                401,
+            )
         if not client_id:
             raise OktaError("invalid_client", "No client credentials found.", 401)
         client = self.org.clients.get(client_id)
         secret = basic_secret if basic_id is not None else post_secret
-        failure = OktaError("invalid_client", "Client authentication failed. Either the client "
-                            "or the client credentials are invalid.", 401)
+        failure = OktaError(
+            "invalid_client",
+            "Client authentication failed. Either the client "
+            "or the client credentials are invalid.",
+            401,
+        )
         if client is None:
             raise failure
         if client.token_endpoint_auth_method == "none":
@@ -267,23 +326,35 @@ class OktaService:
         if auth.client_id != client_id or auth.server_id != server_id:
             raise OktaError("invalid_grant", "The authorization code is invalid or has expired.")
         if auth.redirect_uri != redirect_uri:
-            raise OktaError("invalid_grant", "The 'redirect_uri' does not match the redirection "
-                            "URI used in the authorization request.")
+            raise OktaError(
+                "invalid_grant",
+                "The 'redirect_uri' does not match the redirection "
+                "URI used in the authorization request.",
+            )
         verifier = params.get("code_verifier")
         if auth.code_challenge:
             if not verifier:
                 raise OktaError("invalid_grant", "PKCE verification failed.")
-            if not secrets.compare_digest(create_s256_code_challenge(verifier), auth.code_challenge):
+            if not secrets.compare_digest(
+                create_s256_code_challenge(verifier), auth.code_challenge
+            ):
                 raise OktaError("invalid_grant", "PKCE verification failed.")
         elif verifier:
-            raise OktaError("invalid_request", "The 'code_verifier' parameter was provided but the "
-                            "authorization request had no 'code_challenge'.")
+            raise OktaError(
+                "invalid_request",
+                "The 'code_verifier' parameter was provided but the "
+                "authorization request had no 'code_challenge'.",
+            )
         user = self.org.users.get(record.user_id)
         if user is None or not user.active:
             raise OktaError("invalid_grant", "The authorization code is invalid or has expired.")
         return self.org.issue_tokens(
-            client_id=client_id, user=user, scopes=auth.scopes, server_id=server_id,
-            auth_time=record.auth_time, nonce=auth.nonce,
+            client_id=client_id,
+            user=user,
+            scopes=auth.scopes,
+            server_id=server_id,
+            auth_time=record.auth_time,
+            nonce=auth.nonce,
         )
 
     def _refresh_grant(self, params: Any, client_id: str, server_id: str) -> dict[str, Any]:
@@ -297,13 +368,19 @@ class OktaService:
         if params.get("scope"):
             requested = params["scope"].split()
             if not set(requested) <= set(record.scopes):
-                raise OktaError("access_denied", "The requested scopes exceed the scopes granted "
-                                "to the refresh token.")
+                raise OktaError(
+                    "access_denied",
+                    "The requested scopes exceed the scopes granted to the refresh token.",
+                )
             scopes = requested if "offline_access" in requested else [*requested, "offline_access"]
         user = self.org.users[record.user_id]
         return self.org.issue_tokens(
-            client_id=client_id, user=user, scopes=scopes, server_id=server_id,
-            auth_time=record.auth_time, family=record.family,
+            client_id=client_id,
+            user=user,
+            scopes=scopes,
+            server_id=server_id,
+            auth_time=record.auth_time,
+            family=record.family,
         )
 
     # -- userinfo ----------------------------------------------------------------------
@@ -314,20 +391,32 @@ class OktaService:
             return Response(
                 status=401,
                 content_type="application/json",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token", '
-                         'error_description="The access token is invalid"'},
+                headers={
+                    "WWW-Authenticate": 'Bearer error="invalid_token", '
+                    'error_description="The access token is invalid"'
+                },
             )
         user = self.org.users.get(claims["uid"])
         if user is None or not user.active:
-            return Response(status=401, content_type="application/json", headers={
-                "WWW-Authenticate": 'Bearer error="invalid_token", '
-                'error_description="The access token is invalid"'})
+            return Response(
+                status=401,
+                content_type="application/json",
+                headers={
+                    "WWW-Authenticate": 'Bearer error="invalid_token", '
+                    'error_description="The access token is invalid"'
+                },
+            )
         scopes = claims.get("scp", [])
         if "openid" not in scopes:
-            return Response(status=403, content_type="application/json", headers={
-                "WWW-Authenticate": 'Bearer error="insufficient_scope", '
-                'error_description="The access token must provide access to at least one of '
-                'these scopes - openid"'})
+            return Response(
+                status=403,
+                content_type="application/json",
+                headers={
+                    "WWW-Authenticate": 'Bearer error="insufficient_scope", '
+                    'error_description="The access token must provide access to at least one of '
+                    'these scopes - openid"'
+                },
+            )
         info: dict[str, Any] = {"sub": user.id}
         if "profile" in scopes:
             info.update(user.profile_claims())
@@ -353,8 +442,11 @@ def _not_found(resource: str, kind: str = "") -> Response:
 def _redirect(uri: str, params: dict[str, str | None]) -> Response:
     query = urlencode({k: v for k, v in params.items() if v is not None})
     separator = "&" if "?" in uri else "?"
-    return Response(status=302, headers={"Location": f"{uri}{separator}{query}"},
-                    content_type="text/html; charset=utf-8")
+    return Response(
+        status=302,
+        headers={"Location": f"{uri}{separator}{query}"},
+        content_type="text/html; charset=utf-8",
+    )
 
 
 def _error_page(error: str, description: str) -> Response:

@@ -6,9 +6,15 @@ from werkzeug.routing import Map, Rule
 
 url_map = Map(
     [
-        Rule("/oauth2/<server_id>/.well-known/openid-configuration", endpoint="openid_configuration"),
-        Rule("/oauth2/<server_id>/.well-known/oauth-authorization-server", endpoint="oauth_metadata"),
-        Rule("/.well-known/oauth-authorization-server/oauth2/<server_id>", endpoint="oauth_metadata"),
+        Rule(
+            "/oauth2/<server_id>/.well-known/openid-configuration", endpoint="openid_configuration"
+        ),
+        Rule(
+            "/oauth2/<server_id>/.well-known/oauth-authorization-server", endpoint="oauth_metadata"
+        ),
+        Rule(
+            "/.well-known/oauth-authorization-server/oauth2/<server_id>", endpoint="oauth_metadata"
+        ),
         Rule("/oauth2/<server_id>/v1/keys", endpoint="keys"),
         Rule("/oauth2/<server_id>/v1/authorize", endpoint="authorize"),
         Rule("/oauth2/<server_id>/v1/token", endpoint="token"),
