@@ -14,6 +14,22 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
 
 JSON = "application/json"
+
+
+class OAuthFailure(Exception):
+    """An OAuth error a mock answers with: ``error``, ``error_description``, HTTP status.
+
+    Models raise it; handlers turn it into :func:`oauth_error`. The description is what the
+    client sees, so it must never contain a token.
+    """
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status
+
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

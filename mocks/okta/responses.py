@@ -388,24 +388,10 @@ class OktaService:
         token = bearer_token(request.headers.get("Authorization"))
         claims = self.org.verify_access_token(token, server_id) if token else None
         if claims is None:
-            return Response(
-                status=401,
-                content_type="application/json",
-                headers={
-                    "WWW-Authenticate": 'Bearer error="invalid_token", '
-                    'error_description="The access token is invalid"'
-                },
-            )
+            return _invalid_token()
         user = self.org.users.get(claims["uid"])
         if user is None or not user.active:
-            return Response(
-                status=401,
-                content_type="application/json",
-                headers={
-                    "WWW-Authenticate": 'Bearer error="invalid_token", '
-                    'error_description="The access token is invalid"'
-                },
-            )
+            return _invalid_token()
         scopes = claims.get("scp", [])
         if "openid" not in scopes:
             return Response(
@@ -423,6 +409,18 @@ class OktaService:
         if "email" in scopes:
             info.update(email=user.email, email_verified=True)
         return json_response(info)
+
+
+def _invalid_token() -> Response:
+    """Okta's userinfo reports errors in ``WWW-Authenticate`` only, with an empty body."""
+    return Response(
+        status=401,
+        content_type="application/json",
+        headers={
+            "WWW-Authenticate": 'Bearer error="invalid_token", '
+            'error_description="The access token is invalid"'
+        },
+    )
 
 
 def _not_found(resource: str, kind: str = "") -> Response:
