@@ -414,7 +414,10 @@ class _Execution:
             left = self._render(relation["left"])
             right = self._render(relation["right"])
             if not _compare(left, relation["op"], right):
-                failures.append(f"{self._show(left)} {relation['op']} {self._show(right)} is false")
+                failures.append(
+                    f"expected {relation['left']} {relation['op']} {relation['right']}, "
+                    f"got {self._show(left)} and {self._show(right)}"
+                )
         self._add_check(spec, failures, "relation holds")
 
     def _step_expect_journal(self, spec: dict[str, Any]) -> None:

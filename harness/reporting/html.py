@@ -35,24 +35,28 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _matrix(run: RunResult) -> tuple[list[str], list[dict[str, Any]]]:
-    """Requirement rows: for each, the worst status per scenario that cites it."""
+def _matrix(run: RunResult) -> list[dict[str, Any]]:
+    """Requirement rows: for each, the worst status per scenario (variants grouped) citing it."""
     requirements = sorted(
         {r for s in run.scenarios for r in s.requirements}
         | {c.requirement for s in run.scenarios for c in s.checks if c.requirement}
     )
     rows = []
     for requirement in requirements:
-        cells: dict[str, str] = {}
+        groups: dict[str, list[Status]] = {}
         for scenario in run.scenarios:
             statuses = [c.status for c in scenario.checks if c.requirement == requirement]
             if not statuses and requirement in scenario.requirements:
                 statuses = [scenario.status]
             if statuses:
-                cells[scenario.id] = worst(statuses).value
+                groups.setdefault(scenario.id.split("[", 1)[0], []).append(worst(statuses))
+        cells = {
+            name if len(found) == 1 else f"{name} ({len(found)} variants)": worst(found).value
+            for name, found in groups.items()
+        }
         overall = worst([Status(v) for v in cells.values()]).value if cells else ""
         rows.append({"id": requirement, "cells": cells, "status": overall})
-    return requirements, rows
+    return rows
 
 
 def _scenario_view(scenario: ScenarioResult) -> dict[str, Any]:
@@ -63,7 +67,7 @@ def _scenario_view(scenario: ScenarioResult) -> dict[str, Any]:
 
 
 def render_html(run: RunResult) -> str:
-    _, rows = _matrix(run)
+    rows = _matrix(run)
     verdict = {0: "PASSED", 1: "FAILED", 3: "ERROR"}[run.exit_code]
     return (
         _environment()
