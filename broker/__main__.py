@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m broker", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8400)
-    parser.add_argument("--defect", choices=sorted(DEFECTS), default=None,
-                        help="run a known-bad variant (for testing the tester)")
+    parser.add_argument(
+        "--defect",
+        choices=sorted(DEFECTS),
+        default=None,
+        help="run a known-bad variant (for testing the tester)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:

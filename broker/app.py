@@ -98,6 +98,15 @@ class Broker:
         """A stored token is served while it has more than ``reuse_margin`` seconds left."""
         return token.expires_at - now > self.config.reuse_margin
 
+    def id_token_needs_refresh(self, id_token_expires_at: float, now: float) -> bool:
+        """Refresh the Okta ID token before an exchange when it has too little life left,
+        because Databricks ties the workspace token's lifetime to it (BR-05)."""
+        return id_token_expires_at - now <= self.config.id_token_margin
+
+    def exchange_scope(self) -> str:
+        """The scope asked of the workspace: only what the MCP resource needs (BR-01)."""
+        return self.config.databricks_scope
+
     def access_token_for_client(self, token: UpstreamToken) -> str:
         """What the MCP client receives as ``access_token``: the workspace token."""
         return token.access_token
@@ -118,8 +127,9 @@ class Broker:
         if not self.is_valid_segment(segment):
             raise invalid_target("the resource does not name an acceptable workspace")
         url, host = workspace_for(segment, self.config.databricks_host_template)
-        return Target(resource=resource, segment=segment.lower(), workspace_url=url,
-                      workspace_host=host)
+        return Target(
+            resource=resource, segment=segment.lower(), workspace_url=url, workspace_host=host
+        )
 
     def audit_records(self) -> list[dict[str, Any]]:
         """Every audit record, oldest first (in-process API for the harness)."""
@@ -155,9 +165,10 @@ class Broker:
         try:
             response = self.dispatch(request)
         except HTTPException as exc:
-            response = json_response({"error": "invalid_request",
-                                      "error_description": exc.description or exc.name},
-                                     exc.code or 400)
+            response = json_response(
+                {"error": "invalid_request", "error_description": exc.description or exc.name},
+                exc.code or 400,
+            )
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             response = json_response({"error": "server_error"}, 500)

@@ -52,7 +52,12 @@ class AuditLog:
         self._storage.add_audit(entry)
         log.info(
             "exchange %s user=%s client=%s host=%s request_id=%s %s",
-            outcome, user_id, client_id, workspace_host, request_id, detail,
+            outcome,
+            user_id,
+            client_id,
+            workspace_host,
+            request_id,
+            detail,
         )
 
     def records(self) -> list[dict[str, Any]]:

@@ -30,8 +30,14 @@ TRANSACTION_TTL = 600.0
 CODE_TTL = 60.0
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 #: Okta errors passed through to the client as they are; anything else becomes access_denied.
-PASS_THROUGH_ERRORS = ("access_denied", "login_required", "consent_required",
-                       "interaction_required", "temporarily_unavailable", "server_error")
+PASS_THROUGH_ERRORS = (
+    "access_denied",
+    "login_required",
+    "consent_required",
+    "interaction_required",
+    "temporarily_unavailable",
+    "server_error",
+)
 
 
 def redirect_uri_matches(registered: str, requested: str) -> bool:
@@ -46,7 +52,12 @@ def redirect_uri_matches(registered: str, requested: str) -> bool:
     except ValueError:
         return False
     return (a.scheme, a.hostname, a.path, a.query, a.fragment) == (
-        b.scheme, b.hostname, b.path, b.query, b.fragment)
+        b.scheme,
+        b.hostname,
+        b.path,
+        b.query,
+        b.fragment,
+    )
 
 
 def _page(error: str, description: str) -> Response:
@@ -81,15 +92,23 @@ def authorize(broker: Broker, request: Request) -> Response:
         params = single_params(args)
         location = _start(broker, client, redirect_uri, params, issuer)
     except OAuthError as exc:
-        return redirect(add_query(redirect_uri, {
-            "error": exc.error, "error_description": exc.description,
-            "state": state, "iss": issuer,
-        }))
+        return redirect(
+            add_query(
+                redirect_uri,
+                {
+                    "error": exc.error,
+                    "error_description": exc.description,
+                    "state": state,
+                    "iss": issuer,
+                },
+            )
+        )
     return redirect(location)
 
 
-def _start(broker: Broker, client: Client, redirect_uri: str, params: dict[str, str],
-           issuer: str) -> str:
+def _start(
+    broker: Broker, client: Client, redirect_uri: str, params: dict[str, str], issuer: str
+) -> str:
     """Validate the rest of the request, store a transaction, return the Okta URL."""
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "response_type must be code")
@@ -125,7 +144,9 @@ def _start(broker: Broker, client: Client, redirect_uri: str, params: dict[str, 
     )
     try:
         url = broker.okta.authorize_url(
-            state=transaction.id, nonce=nonce, code_challenge=s256(verifier),
+            state=transaction.id,
+            nonce=nonce,
+            code_challenge=s256(verifier),
             redirect_uri=f"{issuer}/callback",
         )
     except UpstreamError as exc:
@@ -144,51 +165,63 @@ def callback(broker: Broker, request: Request) -> Response:
         return _page("invalid_request", "unknown or expired login transaction; start again")
 
     def to_client(params: dict[str, str | None]) -> Response:
-        return redirect(add_query(transaction.redirect_uri,
-                                  {**params, "state": transaction.state, "iss": issuer}))
+        return redirect(
+            add_query(
+                transaction.redirect_uri, {**params, "state": transaction.state, "iss": issuer}
+            )
+        )
 
     if "error" in request.args:
         okta_error = request.args.get("error", "")
         error = okta_error if okta_error in PASS_THROUGH_ERRORS else "access_denied"
         detail = request.args.get("error_description") or okta_error
-        return to_client({"error": error,
-                          "error_description": f"identity provider: {detail}"[:300]})
+        return to_client(
+            {"error": error, "error_description": f"identity provider: {detail}"[:300]}
+        )
     code = request.args.get("code")
     if not code:
-        return to_client({"error": "access_denied",
-                          "error_description": "identity provider returned no code"})
+        return to_client(
+            {"error": "access_denied", "error_description": "identity provider returned no code"}
+        )
     try:
         tokens = broker.okta.exchange_code(
-            code=code, verifier=transaction.okta_verifier,
-            redirect_uri=f"{issuer}/callback", nonce=transaction.nonce,
+            code=code,
+            verifier=transaction.okta_verifier,
+            redirect_uri=f"{issuer}/callback",
+            nonce=transaction.nonce,
         )
     except UpstreamError as exc:
         error = "temporarily_unavailable" if exc.temporary else "access_denied"
         return to_client({"error": error, "error_description": exc.summary()})
     except IdTokenError as exc:
-        return to_client({"error": "access_denied",
-                          "error_description": f"identity provider ID token: {exc}"})
+        return to_client(
+            {"error": "access_denied", "error_description": f"identity provider ID token: {exc}"}
+        )
     now = broker.clock()
     email = tokens.claims.get("email")
-    broker.storage.upsert_session(Session(
-        user_id=tokens.user_id,
-        email=str(email) if email else None,
-        id_token=tokens.id_token,
-        id_token_expires_at=tokens.expires_at,
-        okta_refresh_token=tokens.refresh_token,
-        updated_at=now,
-    ))
+    broker.storage.upsert_session(
+        Session(
+            user_id=tokens.user_id,
+            email=str(email) if email else None,
+            id_token=tokens.id_token,
+            id_token_expires_at=tokens.expires_at,
+            okta_refresh_token=tokens.refresh_token,
+            updated_at=now,
+        )
+    )
     code_value = secrets.token_urlsafe(32)
-    broker.storage.add_code(AuthCode(
-        code_hash=secret_hash(code_value),
-        client_id=transaction.client_id,
-        redirect_uri=transaction.redirect_uri,
-        code_challenge=transaction.code_challenge,
-        resource=transaction.resource,
-        scope=transaction.scope,
-        user_id=tokens.user_id,
-        expires_at=now + CODE_TTL,
-        used=False,
-        family_id=None,
-    ))
+    broker.storage.add_code(
+        AuthCode(
+            code_hash=secret_hash(code_value),
+            client_id=transaction.client_id,
+            redirect_uri=transaction.redirect_uri,
+            code_challenge=transaction.code_challenge,
+            resource=transaction.resource,
+            scope=transaction.scope,
+            user_id=tokens.user_id,
+            expires_at=now + CODE_TTL,
+            used=False,
+            family_id=None,
+        )
+    )
     return to_client({"code": code_value})

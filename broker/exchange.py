@@ -41,6 +41,10 @@ class ExchangeHooks(Protocol):
 
     def token_is_reusable(self, token: UpstreamToken, now: float) -> bool: ...
 
+    def id_token_needs_refresh(self, id_token_expires_at: float, now: float) -> bool: ...
+
+    def exchange_scope(self) -> str: ...
+
 
 class WorkspaceTokens:
     """Obtains workspace tokens for users; see the module docstring."""
@@ -81,8 +85,12 @@ class WorkspaceTokens:
         key = self._hooks.cache_key(target.workspace_host)
         stored = self._storage.get_upstream_token(user_id, key)
         now = self._clock()
-        audit = {"user_id": user_id, "client_id": client_id, "resource": target.resource,
-                 "workspace_host": target.workspace_host}
+        audit = {
+            "user_id": user_id,
+            "client_id": client_id,
+            "resource": target.resource,
+            "workspace_host": target.workspace_host,
+        }
         if stored is not None and self._hooks.token_is_reusable(stored, now):
             self._audit.record(
                 outcome="cached",
@@ -95,8 +103,9 @@ class WorkspaceTokens:
             session = self._fresh_session(user_id)
             token, request_id = self._exchange(session, target, key)
         except OAuthError as exc:
-            self._audit.record(outcome="error", detail=exc.description,
-                               request_id=exc.request_id, **audit)
+            self._audit.record(
+                outcome="error", detail=exc.description, request_id=exc.request_id, **audit
+            )
             raise
         self._audit.record(
             outcome="ok",
@@ -114,7 +123,7 @@ class WorkspaceTokens:
         if session is None:
             raise OAuthError("invalid_grant", "no identity provider session; sign in again")
         now = self._clock()
-        if session.id_token_expires_at - now > self._id_token_margin:
+        if not self._hooks.id_token_needs_refresh(session.id_token_expires_at, now):
             return session
         if not session.okta_refresh_token:
             raise OAuthError(
@@ -156,13 +165,14 @@ class WorkspaceTokens:
         return fresh
 
     # -- Databricks side -------------------------------------------------------------------
-    def _exchange(self, session: Session, target: Target, key: str) -> tuple[UpstreamToken,
-                                                                              str | None]:
+    def _exchange(
+        self, session: Session, target: Target, key: str
+    ) -> tuple[UpstreamToken, str | None]:
         form = {
             "grant_type": TOKEN_EXCHANGE,
             "subject_token": session.id_token,
             "subject_token_type": JWT_TOKEN_TYPE,
-            "scope": self._scope,
+            "scope": self._hooks.exchange_scope(),
         }
         try:
             body, response = post_form(self._http, target.token_url, form)
@@ -174,8 +184,12 @@ class WorkspaceTokens:
         host = target.workspace_host
         access_token = body.get("access_token")
         if not isinstance(access_token, str) or not access_token:
-            raise OAuthError("server_error", f"upstream {host} answered without an access_token",
-                             status=502, request_id=request_id)
+            raise OAuthError(
+                "server_error",
+                f"upstream {host} answered without an access_token",
+                status=502,
+                request_id=request_id,
+            )
         token_type = body.get("token_type")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise OAuthError(

@@ -33,7 +33,9 @@ def authorization_server(broker: Broker, request: Request) -> Response:
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": [
-                "none", "client_secret_basic", "client_secret_post",
+                "none",
+                "client_secret_basic",
+                "client_secret_post",
             ],
             "authorization_response_iss_parameter_supported": True,
             "scopes_supported": [broker.config.databricks_scope],
@@ -46,9 +48,11 @@ def authorization_server(broker: Broker, request: Request) -> Response:
 def protected_resource(broker: Broker, request: Request, raw_path: str) -> Response:
     """RFC 9728 document for ``/.well-known/oauth-protected-resource/v1/databricks-sql/<s>/mcp``."""
     base = broker.base(request)
-    resource_path = raw_path[len(PRM_PREFIX):]
-    if not (resource_path.startswith(RESOURCE_PATH_PREFIX)
-            and resource_path.endswith(RESOURCE_PATH_SUFFIX)):
+    resource_path = raw_path[len(PRM_PREFIX) :]
+    if not (
+        resource_path.startswith(RESOURCE_PATH_PREFIX)
+        and resource_path.endswith(RESOURCE_PATH_SUFFIX)
+    ):
         return json_response({"error": "not_found", "error_description": "unknown resource"}, 404)
     resource = base + resource_path
     try:

@@ -119,8 +119,9 @@ class OktaClient:
         raise IdTokenError(f"unknown signing key {kid!r}")
 
     # -- protocol steps ----------------------------------------------------------------
-    def authorize_url(self, *, state: str, nonce: str, code_challenge: str,
-                      redirect_uri: str) -> str:
+    def authorize_url(
+        self, *, state: str, nonce: str, code_challenge: str, redirect_uri: str
+    ) -> str:
         params = {
             "client_id": self.client_id,
             "response_type": "code",
@@ -139,13 +140,18 @@ class OktaClient:
         # RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
         return quote(self.client_id, safe=""), quote(self._client_secret, safe="")
 
-    def exchange_code(self, *, code: str, verifier: str, redirect_uri: str,
-                      nonce: str) -> OktaTokens:
+    def exchange_code(
+        self, *, code: str, verifier: str, redirect_uri: str, nonce: str
+    ) -> OktaTokens:
         body, _ = post_form(
             self._http,
             self.discovery()["token_endpoint"],
-            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-             "code_verifier": verifier},
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            },
             auth=self._basic(),
         )
         return self._tokens(body, nonce=nonce)
@@ -154,8 +160,7 @@ class OktaClient:
         body, _ = post_form(
             self._http,
             self.discovery()["token_endpoint"],
-            {"grant_type": "refresh_token", "refresh_token": refresh_token,
-             "scope": OKTA_SCOPES},
+            {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": OKTA_SCOPES},
             auth=self._basic(),
         )
         tokens = self._tokens(body, nonce=None)
@@ -169,8 +174,9 @@ class OktaClient:
             raise IdTokenError("Okta answered without an id_token")
         claims = self.verify_id_token(id_token, nonce=nonce)
         refresh = body.get("refresh_token")
-        return OktaTokens(id_token, claims, refresh if isinstance(refresh, str) and refresh
-                          else None)
+        return OktaTokens(
+            id_token, claims, refresh if isinstance(refresh, str) and refresh else None
+        )
 
     def verify_id_token(self, token: str, *, nonce: str | None) -> dict[str, Any]:
         """Verify an Okta ID token; ``nonce`` is checked when given (at login)."""
@@ -188,8 +194,12 @@ class OktaClient:
                 algorithms=ID_TOKEN_ALGORITHMS,
                 audience=self.client_id,
                 issuer=self.issuer,
-                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                         "require": ["exp", "iat", "sub", "iss", "aud"]},
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "require": ["exp", "iat", "sub", "iss", "aud"],
+                },
             )
         except jwt.PyJWTError as exc:
             raise IdTokenError(f"ID token rejected: {exc}") from None

@@ -27,8 +27,15 @@ GRANT_TYPES = ("authorization_code", "refresh_token")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Optional string metadata echoed back when present (RFC 7591 §2).
 STRING_FIELDS = (
-    "client_name", "client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id",
-    "software_version", "application_type", "scope",
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "tos_uri",
+    "policy_uri",
+    "software_id",
+    "software_version",
+    "application_type",
+    "scope",
 )
 
 
@@ -94,7 +101,7 @@ def validate_metadata(metadata: Any) -> dict[str, Any]:
     registered["grant_types"] = grant_types
     response_types = _string_list(metadata, "response_types", ["code"])
     if response_types != ["code"]:
-        raise OAuthError("invalid_client_metadata", "response_types must be [\"code\"]")
+        raise OAuthError("invalid_client_metadata", 'response_types must be ["code"]')
     registered["response_types"] = response_types
     for name in STRING_FIELDS:
         if name in metadata:
@@ -114,8 +121,11 @@ def register(broker: Broker, request: Request) -> Response:
     registered = validate_metadata(body)
     client_id = secrets.token_urlsafe(18)
     issued_at = int(broker.clock())
-    answer: dict[str, Any] = {"client_id": client_id, "client_id_issued_at": issued_at,
-                              **registered}
+    answer: dict[str, Any] = {
+        "client_id": client_id,
+        "client_id_issued_at": issued_at,
+        **registered,
+    }
     hashed = None
     if registered["token_endpoint_auth_method"] != "none":
         secret = secrets.token_urlsafe(32)

@@ -233,24 +233,39 @@ class Storage:
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO clients VALUES (?, ?, ?, ?)",
-                (client.client_id, client.secret_hash, json.dumps(client.metadata),
-                 client.issued_at),
+                (
+                    client.client_id,
+                    client.secret_hash,
+                    json.dumps(client.metadata),
+                    client.issued_at,
+                ),
             )
 
     def get_client(self, client_id: str) -> Client | None:
         row = self._one("SELECT * FROM clients WHERE client_id = ?", (client_id,))
         if row is None:
             return None
-        return Client(row["client_id"], row["secret_hash"], json.loads(row["metadata"]),
-                      row["issued_at"])
+        return Client(
+            row["client_id"], row["secret_hash"], json.loads(row["metadata"]), row["issued_at"]
+        )
 
     # -- authorization transactions ----------------------------------------------------
     def add_transaction(self, t: Transaction) -> None:
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (t.id, t.client_id, t.redirect_uri, t.code_challenge, t.state, t.resource,
-                 t.scope, t.nonce, t.okta_verifier, t.expires_at),
+                (
+                    t.id,
+                    t.client_id,
+                    t.redirect_uri,
+                    t.code_challenge,
+                    t.state,
+                    t.resource,
+                    t.scope,
+                    t.nonce,
+                    t.okta_verifier,
+                    t.expires_at,
+                ),
             )
 
     def pop_transaction(self, transaction_id: str) -> Transaction | None:
@@ -269,9 +284,18 @@ class Storage:
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO codes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (code.code_hash, code.client_id, code.redirect_uri, code.code_challenge,
-                 code.resource, code.scope, code.user_id, code.expires_at, int(code.used),
-                 code.family_id),
+                (
+                    code.code_hash,
+                    code.client_id,
+                    code.redirect_uri,
+                    code.code_challenge,
+                    code.resource,
+                    code.scope,
+                    code.user_id,
+                    code.expires_at,
+                    int(code.used),
+                    code.family_id,
+                ),
             )
 
     def claim_code(self, code_hash: str, family_id: str) -> AuthCode | None:
@@ -303,8 +327,14 @@ class Storage:
                 "id_token_expires_at = excluded.id_token_expires_at, "
                 "okta_refresh_token = COALESCE(excluded.okta_refresh_token, okta_refresh_token), "
                 "updated_at = excluded.updated_at",
-                (s.user_id, s.email, s.id_token, s.id_token_expires_at, s.okta_refresh_token,
-                 s.updated_at),
+                (
+                    s.user_id,
+                    s.email,
+                    s.id_token,
+                    s.id_token_expires_at,
+                    s.okta_refresh_token,
+                    s.updated_at,
+                ),
             )
 
     def get_session(self, user_id: str) -> Session | None:
@@ -323,8 +353,16 @@ class Storage:
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (r.token_hash, r.family_id, r.client_id, r.user_id, r.resource, r.scope,
-                 r.expires_at, r.state),
+                (
+                    r.token_hash,
+                    r.family_id,
+                    r.client_id,
+                    r.user_id,
+                    r.resource,
+                    r.scope,
+                    r.expires_at,
+                    r.state,
+                ),
             )
 
     def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
@@ -346,8 +384,16 @@ class Storage:
                 return False
             conn.execute(
                 "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (new.token_hash, new.family_id, new.client_id, new.user_id, new.resource,
-                 new.scope, new.expires_at, new.state),
+                (
+                    new.token_hash,
+                    new.family_id,
+                    new.client_id,
+                    new.user_id,
+                    new.resource,
+                    new.scope,
+                    new.expires_at,
+                    new.state,
+                ),
             )
         return True
 
@@ -369,8 +415,14 @@ class Storage:
         with self._tx() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO upstream_tokens VALUES (?, ?, ?, ?, ?, ?)",
-                (t.user_id, t.cache_key, t.access_token, t.token_type, t.expires_at,
-                 t.workspace_host),
+                (
+                    t.user_id,
+                    t.cache_key,
+                    t.access_token,
+                    t.token_type,
+                    t.expires_at,
+                    t.workspace_host,
+                ),
             )
 
     # -- audit -------------------------------------------------------------------------
@@ -379,9 +431,16 @@ class Storage:
             conn.execute(
                 "INSERT INTO audit (time, user_id, client_id, resource, workspace_host, "
                 "outcome, detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (record["time"], record.get("user_id"), record.get("client_id"),
-                 record.get("resource"), record.get("workspace_host"), record["outcome"],
-                 record.get("detail", ""), record.get("request_id")),
+                (
+                    record["time"],
+                    record.get("user_id"),
+                    record.get("client_id"),
+                    record.get("resource"),
+                    record.get("workspace_host"),
+                    record["outcome"],
+                    record.get("detail", ""),
+                    record.get("request_id"),
+                ),
             )
 
     def audit_records(self) -> list[dict[str, Any]]:

@@ -42,8 +42,9 @@ class Grant:
 
 def token(broker: Broker, request: Request) -> Response:
     if request.mimetype != "application/x-www-form-urlencoded":
-        raise OAuthError("invalid_request",
-                         "the token request must be application/x-www-form-urlencoded")
+        raise OAuthError(
+            "invalid_request", "the token request must be application/x-www-form-urlencoded"
+        )
     if request.args:
         raise OAuthError("invalid_request", "parameters must be sent in the body, not the URL")
     params = single_params(request.form)
@@ -110,8 +111,9 @@ def _target(broker: Broker, request: Request, resource: str) -> Target:
     return broker.target(resource, broker.base(request))
 
 
-def _authorization_code(broker: Broker, request: Request, client: Client,
-                        params: dict[str, str]) -> Response:
+def _authorization_code(
+    broker: Broker, request: Request, client: Client, params: dict[str, str]
+) -> Response:
     code = params.get("code")
     redirect_uri = params.get("redirect_uri")
     verifier = params.get("code_verifier")
@@ -139,14 +141,21 @@ def _authorization_code(broker: Broker, request: Request, client: Client,
     if resource != record.resource:
         raise OAuthError("invalid_target", "resource differs from the authorized resource")
     target = _target(broker, request, resource)
-    refresh = _new_refresh_token(broker, client, record.user_id, record.resource, family_id,
-                                 record.scope)
-    return _issue(broker, Grant(client, record.user_id, record.scope), target, refresh[0],
-                  lambda: broker.storage.add_refresh_token(refresh[1]))
+    refresh = _new_refresh_token(
+        broker, client, record.user_id, record.resource, family_id, record.scope
+    )
+    return _issue(
+        broker,
+        Grant(client, record.user_id, record.scope),
+        target,
+        refresh[0],
+        lambda: broker.storage.add_refresh_token(refresh[1]),
+    )
 
 
-def _refresh_token(broker: Broker, request: Request, client: Client,
-                   params: dict[str, str]) -> Response:
+def _refresh_token(
+    broker: Broker, request: Request, client: Client, params: dict[str, str]
+) -> Response:
     presented = params.get("refresh_token")
     if not presented:
         raise OAuthError("invalid_request", "refresh_token is required")
@@ -155,15 +164,17 @@ def _refresh_token(broker: Broker, request: Request, client: Client,
         raise OAuthError("invalid_grant", "unknown refresh token")
     if record.state == "rotated":
         broker.storage.revoke_family(record.family_id)
-        raise OAuthError("invalid_grant",
-                         "the refresh token was already used; all its successors are revoked")
+        raise OAuthError(
+            "invalid_grant", "the refresh token was already used; all its successors are revoked"
+        )
     if record.state != "active":
         raise OAuthError("invalid_grant", "the refresh token was revoked")
     if record.expires_at <= broker.clock():
         raise OAuthError("invalid_grant", "the refresh token has expired")
     target = _target(broker, request, params.get("resource", record.resource))
-    value, new = _new_refresh_token(broker, client, record.user_id, record.resource,
-                                    record.family_id, record.scope)
+    value, new = _new_refresh_token(
+        broker, client, record.user_id, record.resource, record.family_id, record.scope
+    )
 
     def rotate() -> None:
         if not broker.storage.rotate_refresh_token(record.token_hash, new):
@@ -173,8 +184,9 @@ def _refresh_token(broker: Broker, request: Request, client: Client,
     return _issue(broker, Grant(client, record.user_id, record.scope), target, value, rotate)
 
 
-def _new_refresh_token(broker: Broker, client: Client, user_id: str, resource: str,
-                       family_id: str, scope: str) -> tuple[str, RefreshToken]:
+def _new_refresh_token(
+    broker: Broker, client: Client, user_id: str, resource: str, family_id: str, scope: str
+) -> tuple[str, RefreshToken]:
     value = secrets.token_urlsafe(32)
     return value, RefreshToken(
         token_hash=secret_hash(value),
@@ -188,8 +200,13 @@ def _new_refresh_token(broker: Broker, client: Client, user_id: str, resource: s
     )
 
 
-def _issue(broker: Broker, grant: Grant, target: Target, refresh_value: str,
-           commit_refresh: Callable[[], None]) -> Response:
+def _issue(
+    broker: Broker,
+    grant: Grant,
+    target: Target,
+    refresh_value: str,
+    commit_refresh: Callable[[], None],
+) -> Response:
     """Get the workspace token, then commit the refresh token and answer.
 
     The upstream exchange runs before the refresh token is committed, so a transient upstream
@@ -198,10 +215,12 @@ def _issue(broker: Broker, grant: Grant, target: Target, refresh_value: str,
     upstream = broker.tokens.token_for(grant.user_id, grant.client.client_id, target)
     commit_refresh()
     now = broker.clock()
-    return json_response({
-        "access_token": broker.access_token_for_client(upstream),
-        "token_type": "Bearer",
-        "expires_in": max(0, int(upstream.expires_at - now)),
-        "scope": grant.scope,
-        "refresh_token": refresh_value,
-    })
+    return json_response(
+        {
+            "access_token": broker.access_token_for_client(upstream),
+            "token_type": "Bearer",
+            "expires_in": max(0, int(upstream.expires_at - now)),
+            "scope": grant.scope,
+            "refresh_token": refresh_value,
+        }
+    )

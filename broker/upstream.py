@@ -77,9 +77,7 @@ def error_from_response(response: httpx.Response) -> UpstreamError:
         body = None
     if isinstance(body, dict):
         raw_error = body.get("error") or body.get("errorCode") or body.get("error_code")
-        raw_desc = (
-            body.get("error_description") or body.get("errorSummary") or body.get("message")
-        )
+        raw_desc = body.get("error_description") or body.get("errorSummary") or body.get("message")
         error = scrub(str(raw_error), 80) if raw_error is not None else None
         description = scrub(str(raw_desc)) if raw_desc is not None else None
     elif response.content:

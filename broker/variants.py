@@ -43,11 +43,35 @@ class LeakIdTokenBroker(Broker):
         return session.id_token if session is not None else token.access_token
 
 
+class NoReuseBroker(Broker):
+    """Never reuses a stored token: every request costs a new exchange."""
+
+    def token_is_reusable(self, token: UpstreamToken, now: float) -> bool:
+        return False
+
+
+class NoIdpRefreshBroker(Broker):
+    """Never refreshes the Okta ID token, so exchanges go out with an expired subject token."""
+
+    def id_token_needs_refresh(self, id_token_expires_at: float, now: float) -> bool:
+        return False
+
+
+class OverScopedBroker(Broker):
+    """Asks the workspace for ``all-apis`` instead of the ``sql`` scope the resource needs."""
+
+    def exchange_scope(self) -> str:
+        return "all-apis"
+
+
 VARIANTS: dict[str, type[Broker]] = {
     "shared-cache": SharedCacheBroker,
     "no-segment-check": NoSegmentCheckBroker,
     "stale-tokens": StaleTokensBroker,
     "leak-id-token": LeakIdTokenBroker,
+    "no-reuse": NoReuseBroker,
+    "no-idp-refresh": NoIdpRefreshBroker,
+    "over-scoped": OverScopedBroker,
 }
 
 DEFECTS: dict[str, str] = {

@@ -99,6 +99,8 @@ class ScenarioResult:
     error: str | None = None
     reproduce: str | None = None
     description: str = ""
+    target_log: list[str] = field(default_factory=list)
+    """What the broker logged during the scenario (in-process brokers; redacted, no tracebacks)."""
 
     def finish(self) -> None:
         if self.error is not None:

@@ -90,6 +90,7 @@ class ScenarioRunner:
             return result
         execution = _Execution(self, scenario, result)
         execution.run()
+        result.target_log = self.target.drain_log()
         result.duration_s = time.perf_counter() - started
         result.finish()
         return result
@@ -109,6 +110,7 @@ class _Execution:
         self.clients: dict[str, ClientRegistration] = {}
         self.marks: dict[str, int] = {"scenario": 0}
         self.secrets: set[str] = set()
+        self.saved_names: set[str] = set()
         self.step_start_seq = 0
         self.previous_step_seq = 0
         self.context: dict[str, Any] = self._base_context()
@@ -169,7 +171,19 @@ class _Execution:
             try:
                 handler(spec)
             except TemplateError as exc:
-                self.result.error = f"step {position}: {exc}"
+                if exc.root in self.saved_names:
+                    # The value should have come from an earlier broker response: that
+                    # response was deficient, which is the broker's failure, not the harness's.
+                    self._add_check(
+                        {"check": "FLOW-01", "title": "values saved from earlier responses exist"},
+                        [
+                            f"step {position} cannot run: {exc} (an earlier broker response "
+                            "did not provide it)"
+                        ],
+                        "values saved from earlier responses exist",
+                    )
+                else:
+                    self.result.error = f"step {position}: {exc}"
                 raise ScenarioAbort() from exc
 
     # -- helpers -----------------------------------------------------------------------
@@ -267,6 +281,7 @@ class _Execution:
         self._record_upstream_lineage(name or label)
         if name:
             self.context[name] = saved
+            self.saved_names.add(name)
         return saved
 
     def _record_upstream_lineage(self, label: str) -> None:
@@ -372,6 +387,12 @@ class _Execution:
         self._save_response(spec.get("save"), response, f"token for {resource}")
         if "expect" in spec:
             self._check_response(spec["expect"], response, "token request")
+        elif response.status_code != 200:  # without expectations a token step is a precondition
+            self._flow_failed(
+                "token request",
+                FlowError(f"HTTP {response.status_code}{_error_summary(response)}"),
+                spec,
+            )
 
     def _step_mcp(self, spec: dict[str, Any]) -> None:
         token = str(self._render(spec["token"]))

@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 from mocks import defaults
+from mocks.core.redact import redact_text
 from mocks.sandbox import Sandbox
 
 
@@ -30,6 +33,32 @@ class Target(Protocol):
     def reset(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def drain_log(self) -> list[str]: ...
+
+
+class LogCapture(logging.Handler):
+    """Keeps an in-process broker's log for the report instead of printing it on the terminal.
+
+    Lines are redacted and exceptions shortened to their type and message: a known-bad broker
+    that crashes must show up as a failed check, not as a traceback in the CLI output.
+    """
+
+    def __init__(self, limit: int = 1000) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=limit)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            line += f" ({type(exc).__name__}: {exc})"
+        self.lines.append(redact_text(line))
+
+    def drain(self) -> list[str]:
+        lines = list(self.lines)
+        self.lines.clear()
+        return lines
 
 
 def reference_config_values(sandbox: Sandbox) -> dict[str, str]:
@@ -68,14 +97,25 @@ class ReferenceTarget:
             storage=":memory:",
         )
         self.server = BrokerServer(config, clock=sandbox.clock.now, defect=defect, port=port)
+        self.log = LogCapture()
+        self._logger = logging.getLogger("broker")
+        self._logger.addHandler(self.log)
+        self._logger.propagate = False
+        self._logger.setLevel(logging.INFO)
         self.server.start()
         self.url = self.server.url
 
     def reset(self) -> None:
         self.server.broker.reset()
+        self.log.drain()
+
+    def drain_log(self) -> list[str]:
+        return self.log.drain()
 
     def stop(self) -> None:
         self.server.stop()
+        self._logger.removeHandler(self.log)
+        self._logger.propagate = True
 
 
 @dataclass
@@ -91,6 +131,10 @@ class UrlTarget:
 
     def stop(self) -> None:
         """The user owns this broker's lifecycle."""
+
+    def drain_log(self) -> list[str]:
+        """A broker in another process keeps its own log."""
+        return []
 
 
 def make_target(spec: str, sandbox: Sandbox) -> Target:

@@ -14,7 +14,11 @@ REF = re.compile(r"\$\{([^}]+)\}")
 
 
 class TemplateError(Exception):
-    pass
+    """A reference that cannot be resolved; ``root`` is its first name (``a`` in ``${a.b}``)."""
+
+    def __init__(self, message: str, root: str | None = None) -> None:
+        super().__init__(message)
+        self.root = root
 
 
 def lookup(context: dict[str, Any], dotted: str) -> Any:
@@ -27,7 +31,9 @@ def lookup(context: dict[str, Any], dotted: str) -> Any:
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            raise TemplateError(f"${{{dotted}}}: nothing at {'.'.join(walked)!r}")
+            raise TemplateError(
+                f"${{{dotted}}}: nothing at {'.'.join(walked)!r}", root=dotted.strip().split(".")[0]
+            )
     return value
 
 

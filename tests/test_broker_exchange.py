@@ -32,8 +32,9 @@ class FakeClock:
         return self.now
 
 
-def make(handler: Callable[[httpx.Request], httpx.Response],
-         clock: FakeClock | None = None) -> tuple[Broker, list[httpx.Request]]:
+def make(
+    handler: Callable[[httpx.Request], httpx.Response], clock: FakeClock | None = None
+) -> tuple[Broker, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -41,20 +42,30 @@ def make(handler: Callable[[httpx.Request], httpx.Response],
         return handler(request)
 
     clock = clock or FakeClock()
-    config = BrokerConfig(okta_issuer="http://okta.test/oauth2/default", okta_client_id="cid",
-                          okta_client_secret="s", storage=":memory:",
-                          databricks_host_template="http://%s.cloud.databricks.test")
-    broker = Broker(config, clock=clock, base_url=BASE,
-                    http=httpx.Client(transport=httpx.MockTransport(record)))
-    broker.storage.upsert_session(Session("00u1", "a@example.com", SECRET_JWT, NOW + 3600,
-                                          None, NOW))
+    config = BrokerConfig(
+        okta_issuer="http://okta.test/oauth2/default",
+        okta_client_id="cid",
+        okta_client_secret="s",
+        storage=":memory:",
+        databricks_host_template="http://%s.cloud.databricks.test",
+    )
+    broker = Broker(
+        config, clock=clock, base_url=BASE, http=httpx.Client(transport=httpx.MockTransport(record))
+    )
+    broker.storage.upsert_session(
+        Session("00u1", "a@example.com", SECRET_JWT, NOW + 3600, None, NOW)
+    )
     return broker, seen
 
 
 def answer(status: int, body: object, **headers: str) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=json.dumps(body).encode(),
-                              headers={"Content-Type": "application/json", **headers})
+        return httpx.Response(
+            status,
+            content=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **headers},
+        )
+
     return handler
 
 
@@ -64,18 +75,24 @@ def exchange(broker: Broker) -> str:
 
 
 def test_request_shape_and_lenient_response() -> None:
-    broker, seen = make(answer(200, {"access_token": "at-1", "token_type": "bearer",
-                                     "expires_in": "3600", "extra": True}))
+    broker, seen = make(
+        answer(
+            200,
+            {"access_token": "at-1", "token_type": "bearer", "expires_in": "3600", "extra": True},
+        )
+    )
     assert exchange(broker) == "at-1"
     [request] = seen
     assert str(request.url) == f"http://{HOST}/oidc/v1/token"
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     assert "authorization" not in request.headers
     form = dict(httpx.QueryParams(request.content.decode()))
-    assert form == {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-                    "subject_token": SECRET_JWT,
-                    "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-                    "scope": "sql"}
+    assert form == {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": SECRET_JWT,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "scope": "sql",
+    }
     stored = broker.storage.get_upstream_token("00u1", f"databricks-sql-{HOST}")
     assert stored is not None and stored.expires_at == NOW + 3600
 
@@ -89,10 +106,12 @@ def test_missing_expires_in_uses_the_id_token_lifetime() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"token_type": "Bearer", "expires_in": 3600},
-     {"access_token": "", "token_type": "Bearer"},
-     {"access_token": "at", "token_type": "mac"},
-     {"access_token": "at"}],
+    [
+        {"token_type": "Bearer", "expires_in": 3600},
+        {"access_token": "", "token_type": "Bearer"},
+        {"access_token": "at", "token_type": "mac"},
+        {"access_token": "at"},
+    ],
 )
 def test_fail_closed_on_unusable_answers(body: dict[str, object]) -> None:
     broker, _ = make(answer(200, body))
@@ -104,9 +123,13 @@ def test_fail_closed_on_unusable_answers(body: dict[str, object]) -> None:
 
 
 def test_upstream_error_is_surfaced_without_tokens() -> None:
-    broker, _ = make(answer(400, {"error": "invalid_request",
-                                  "error_description": f"bad subject {SECRET_JWT}"},
-                            **{"X-Request-Id": "req-77"}))
+    broker, _ = make(
+        answer(
+            400,
+            {"error": "invalid_request", "error_description": f"bad subject {SECRET_JWT}"},
+            **{"X-Request-Id": "req-77"},
+        )
+    )
     with pytest.raises(OAuthError) as info:
         exchange(broker)
     error = info.value
@@ -150,8 +173,10 @@ def test_reuse_margin_and_expiry() -> None:
     counter = iter(range(100))
 
     def fresh(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"access_token": f"at-{next(counter)}",
-                                         "token_type": "Bearer", "expires_in": 600})
+        return httpx.Response(
+            200,
+            json={"access_token": f"at-{next(counter)}", "token_type": "Bearer", "expires_in": 600},
+        )
 
     broker, seen = make(fresh, clock)
     assert exchange(broker) == "at-0"

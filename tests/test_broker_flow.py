@@ -92,15 +92,28 @@ class Flow:
         return McpClient(self.broker_url, data["client_id"], data.get("client_secret"))
 
     def authorize(self, client: McpClient, segment: str, **extra: str) -> httpx.Response:
-        return self.direct.get(f"{self.broker_url}/authorize", params={
-            "response_type": "code", "client_id": client.client_id,
-            "redirect_uri": client.redirect_uri, "code_challenge": extra.pop("challenge"),
-            "code_challenge_method": "S256", "state": extra.pop("state", "s1"),
-            "resource": client.resource(segment), "scope": "sql", **extra,
-        })
+        return self.direct.get(
+            f"{self.broker_url}/authorize",
+            params={
+                "response_type": "code",
+                "client_id": client.client_id,
+                "redirect_uri": client.redirect_uri,
+                "code_challenge": extra.pop("challenge"),
+                "code_challenge_method": "S256",
+                "state": extra.pop("state", "s1"),
+                "resource": client.resource(segment),
+                "scope": "sql",
+                **extra,
+            },
+        )
 
-    def login_code(self, client: McpClient, segment: str = "dbc-aaa", user: str = ALICE,
-                   verifier: str | None = None) -> tuple[str, str]:
+    def login_code(
+        self,
+        client: McpClient,
+        segment: str = "dbc-aaa",
+        user: str = ALICE,
+        verifier: str | None = None,
+    ) -> tuple[str, str]:
         """Run /authorize → Okta login → /callback; return (code, verifier)."""
         verifier = verifier or secrets.token_urlsafe(48)
         response = self.authorize(client, segment, challenge=s256(verifier), state="st-42")
@@ -121,8 +134,9 @@ class Flow:
             form.feed(response.text)
             assert form.action is not None, "the IdP page has no form"
             form.inputs.update({"username": user, "password": defaults.USER_PASSWORD})
-            response = self.idp.post(urljoin(str(response.request.url), form.action),
-                                     data=form.inputs)
+            response = self.idp.post(
+                urljoin(str(response.request.url), form.action), data=form.inputs
+            )
         raise AssertionError("too many redirects")
 
     def token(self, client: McpClient, data: dict[str, str]) -> httpx.Response:
@@ -139,12 +153,19 @@ class Flow:
         return response
 
     def redeem(self, client: McpClient, code: str, verifier: str) -> httpx.Response:
-        return self.token(client, {"grant_type": "authorization_code", "code": code,
-                                   "redirect_uri": client.redirect_uri,
-                                   "code_verifier": verifier})
+        return self.token(
+            client,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": client.redirect_uri,
+                "code_verifier": verifier,
+            },
+        )
 
-    def login(self, client: McpClient, segment: str = "dbc-aaa", user: str = ALICE
-              ) -> dict[str, Any]:
+    def login(
+        self, client: McpClient, segment: str = "dbc-aaa", user: str = ALICE
+    ) -> dict[str, Any]:
         """Full login; returns the token response of the authorization_code grant."""
         code, verifier = self.login_code(client, segment, user)
         response = self.redeem(client, code, verifier)
@@ -152,10 +173,13 @@ class Flow:
         body: dict[str, Any] = response.json()
         return body
 
-    def refresh(self, client: McpClient, segment: str | None = None,
-                refresh_token: str | None = None) -> httpx.Response:
-        data = {"grant_type": "refresh_token",
-                "refresh_token": refresh_token or client.refresh_token or ""}
+    def refresh(
+        self, client: McpClient, segment: str | None = None, refresh_token: str | None = None
+    ) -> httpx.Response:
+        data = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token or client.refresh_token or "",
+        }
         if segment is not None:
             data["resource"] = client.resource(segment)
         return self.token(client, data)
@@ -188,8 +212,9 @@ def make_broker(sandbox: Sandbox) -> Iterator[Any]:
     started: list[BrokerServer] = []
 
     def start(defect: str | None = None, port: int = 0, **overrides: Any) -> BrokerServer:
-        server = BrokerServer(broker_config(sandbox, **overrides), clock=sandbox.clock.now,
-                              defect=defect, port=port)
+        server = BrokerServer(
+            broker_config(sandbox, **overrides), clock=sandbox.clock.now, defect=defect, port=port
+        )
         started.append(server.start())
         return server
 
@@ -263,8 +288,9 @@ def test_refresh_for_other_workspace_and_rotation(sandbox: Sandbox, flow: Flow) 
     assert (revoked.status_code, revoked.json()["error"]) == (400, "invalid_grant")
 
 
-def test_cached_token_is_reused_without_upstream_call(sandbox: Sandbox, broker: BrokerServer,
-                                                      flow: Flow) -> None:
+def test_cached_token_is_reused_without_upstream_call(
+    sandbox: Sandbox, broker: BrokerServer, flow: Flow
+) -> None:
     client = flow.register()
     first = flow.login(client)
     sandbox.clock.advance(first["expires_in"] - 120)
@@ -295,8 +321,18 @@ def test_token_near_expiry_is_exchanged_again(sandbox: Sandbox, flow: Flow) -> N
 
 @pytest.mark.parametrize(
     "segment",
-    ["evil", "foo-dbc-1", "dbc-a.evil.com", "dbc-a@evil.com", "dbc-a%2F..", "DBC-A/../x", "",
-     "dbc-" + "a" * 296, "dbc-a\nx", "dbc-a\n"],
+    [
+        "evil",
+        "foo-dbc-1",
+        "dbc-a.evil.com",
+        "dbc-a@evil.com",
+        "dbc-a%2F..",
+        "DBC-A/../x",
+        "",
+        "dbc-" + "a" * 296,
+        "dbc-a\nx",
+        "dbc-a\n",
+    ],
     ids=lambda s: repr(s)[:20],
 )
 def test_invalid_segment_is_invalid_target_without_upstream(
@@ -345,8 +381,9 @@ def test_wrong_verifier_and_expired_code(sandbox: Sandbox, flow: Flow) -> None:
     assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
 
 
-def test_failed_okta_refresh_is_invalid_grant(sandbox: Sandbox, broker: BrokerServer,
-                                              flow: Flow) -> None:
+def test_failed_okta_refresh_is_invalid_grant(
+    sandbox: Sandbox, broker: BrokerServer, flow: Flow
+) -> None:
     client = flow.register()
     first = flow.login(client)
     sandbox.okta.revoke_refresh_tokens(ALICE)
@@ -380,8 +417,9 @@ def test_users_do_not_share_tokens(sandbox: Sandbox, flow: Flow) -> None:
     assert len(exchanges(sandbox)) == 2
 
 
-def test_restart_keeps_cached_token(sandbox: Sandbox, make_broker: Any, http: httpx.Client,
-                                    tmp_path: Path) -> None:
+def test_restart_keeps_cached_token(
+    sandbox: Sandbox, make_broker: Any, http: httpx.Client, tmp_path: Path
+) -> None:
     path = str(tmp_path / "broker.sqlite3")
     first = make_broker(storage=path)
     port = first._server.server_port  # type: ignore[union-attr]
@@ -420,8 +458,9 @@ def test_defect_no_segment_check(sandbox: Sandbox, make_broker: Any, http: httpx
     flow.login(client)
     response = flow.refresh(client, "evil")
     assert response.json().get("error") != "invalid_target"
-    assert any(r["workspace_host"] == "evil.cloud.databricks.test"
-               for r in server.broker.audit_records())
+    assert any(
+        r["workspace_host"] == "evil.cloud.databricks.test" for r in server.broker.audit_records()
+    )
     flow.close()
 
 

@@ -49,28 +49,46 @@ class FakeOkta:
         self.counter = 0
 
     def id_token(self, *, kid: str = "k1", key: Any = KEY1, **claims: Any) -> str:
-        body = {"iss": ISSUER, "aud": CLIENT_ID, "sub": "00u1", "email": "a@example.com",
-                "iat": int(NOW), "exp": int(NOW) + 3600, **claims}
+        body = {
+            "iss": ISSUER,
+            "aud": CLIENT_ID,
+            "sub": "00u1",
+            "email": "a@example.com",
+            "iat": int(NOW),
+            "exp": int(NOW) + 3600,
+            **claims,
+        }
         return jwt.encode(body, key, "RS256", headers={"kid": kid})
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.endswith("/.well-known/openid-configuration"):
-            return httpx.Response(200, json={
-                "issuer": ISSUER, "authorization_endpoint": f"{ISSUER}/v1/authorize",
-                "token_endpoint": f"{ISSUER}/v1/token", "jwks_uri": f"{ISSUER}/v1/keys"})
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": ISSUER,
+                    "authorization_endpoint": f"{ISSUER}/v1/authorize",
+                    "token_endpoint": f"{ISSUER}/v1/token",
+                    "jwks_uri": f"{ISSUER}/v1/keys",
+                },
+            )
         if path.endswith("/v1/keys"):
             self.jwks_fetches += 1
             return httpx.Response(200, json={"keys": self.jwks})
         if path == "/oidc/v1/token":
-            return httpx.Response(200, json={"access_token": "ws-token", "token_type": "Bearer",
-                                             "expires_in": 3600})
+            return httpx.Response(
+                200, json={"access_token": "ws-token", "token_type": "Bearer", "expires_in": 3600}
+            )
         if path.endswith("/v1/token"):
             self.token_requests.append(request)
             if self.token_status != 200:
-                return httpx.Response(self.token_status, json={
-                    "error": "invalid_grant",
-                    "error_description": "The refresh token is invalid or expired."})
+                return httpx.Response(
+                    self.token_status,
+                    json={
+                        "error": "invalid_grant",
+                        "error_description": "The refresh token is invalid or expired.",
+                    },
+                )
             form = dict(httpx.QueryParams(request.content.decode()))
             if form.get("refresh_token") not in self.refresh_tokens:
                 return httpx.Response(400, json={"error": "invalid_grant"})
@@ -78,10 +96,16 @@ class FakeOkta:
             self.counter += 1
             new = f"rt-{self.counter}"
             self.refresh_tokens.add(new)
-            return httpx.Response(200, json={
-                "token_type": "Bearer", "expires_in": 3600, "access_token": "okta-at",
-                "id_token": self.id_token(iat=int(clock_now[0]), exp=int(clock_now[0]) + 3600),
-                "refresh_token": new})
+            return httpx.Response(
+                200,
+                json={
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                    "access_token": "okta-at",
+                    "id_token": self.id_token(iat=int(clock_now[0]), exp=int(clock_now[0]) + 3600),
+                    "refresh_token": new,
+                },
+            )
         return httpx.Response(404)
 
 
@@ -95,8 +119,13 @@ def okta() -> FakeOkta:
 
 
 def client(okta: FakeOkta) -> OktaClient:
-    return OktaClient(httpx.Client(transport=httpx.MockTransport(okta)), issuer=ISSUER,
-                      client_id=CLIENT_ID, client_secret="s3cr:et", clock=lambda: clock_now[0])
+    return OktaClient(
+        httpx.Client(transport=httpx.MockTransport(okta)),
+        issuer=ISSUER,
+        client_id=CLIENT_ID,
+        client_secret="s3cr:et",
+        clock=lambda: clock_now[0],
+    )
 
 
 def test_valid_id_token_on_the_injected_clock(okta: FakeOkta) -> None:
@@ -115,8 +144,9 @@ def test_valid_id_token_on_the_injected_clock(okta: FakeOkta) -> None:
         ({"sub": ""}, None, "subject"),
     ],
 )
-def test_bad_id_tokens(okta: FakeOkta, claims: dict[str, Any], nonce: str | None,
-                       message: str) -> None:
+def test_bad_id_tokens(
+    okta: FakeOkta, claims: dict[str, Any], nonce: str | None, message: str
+) -> None:
     with pytest.raises(IdTokenError, match=message):
         client(okta).verify_id_token(okta.id_token(**claims), nonce=nonce)
 
@@ -132,8 +162,12 @@ def test_wrong_signature_and_algorithms(okta: FakeOkta) -> None:
     c = client(okta)
     with pytest.raises(IdTokenError):
         c.verify_id_token(okta.id_token(key=KEY2), nonce=None)  # kid k1, signed by another key
-    hs = jwt.encode({"iss": ISSUER, "aud": CLIENT_ID, "sub": "x", "exp": NOW + 10, "iat": NOW},
-                    "secret-secret-secret-secret-secret", "HS256", headers={"kid": "k1"})
+    hs = jwt.encode(
+        {"iss": ISSUER, "aud": CLIENT_ID, "sub": "x", "exp": NOW + 10, "iat": NOW},
+        "secret-secret-secret-secret-secret",
+        "HS256",
+        headers={"kid": "k1"},
+    )
     with pytest.raises(IdTokenError, match="algorithm"):
         c.verify_id_token(hs, nonce=None)
     header = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
@@ -154,13 +188,22 @@ def test_jwks_cached_and_refetched_on_unknown_kid(okta: FakeOkta) -> None:
 
 
 def make_broker(okta: FakeOkta, refresh_token: str | None = "rt-0") -> Broker:
-    config = BrokerConfig(okta_issuer=ISSUER, okta_client_id=CLIENT_ID,
-                          okta_client_secret="s3cr:et", storage=":memory:",
-                          databricks_host_template="http://%s.cloud.databricks.test")
-    broker = Broker(config, clock=lambda: clock_now[0], base_url="http://b",
-                    http=httpx.Client(transport=httpx.MockTransport(okta)))
-    broker.storage.upsert_session(Session("00u1", "a@example.com", okta.id_token(), NOW + 3600,
-                                          refresh_token, NOW))
+    config = BrokerConfig(
+        okta_issuer=ISSUER,
+        okta_client_id=CLIENT_ID,
+        okta_client_secret="s3cr:et",
+        storage=":memory:",
+        databricks_host_template="http://%s.cloud.databricks.test",
+    )
+    broker = Broker(
+        config,
+        clock=lambda: clock_now[0],
+        base_url="http://b",
+        http=httpx.Client(transport=httpx.MockTransport(okta)),
+    )
+    broker.storage.upsert_session(
+        Session("00u1", "a@example.com", okta.id_token(), NOW + 3600, refresh_token, NOW)
+    )
     return broker
 
 
@@ -174,8 +217,9 @@ def test_refresh_rotates_and_stores_the_new_refresh_token(okta: FakeOkta) -> Non
     clock_now[0] = NOW + 3600 - 30  # ID token inside the 60 s margin
     assert workspace_token(broker) == "ws-token"
     [request] = okta.token_requests
-    user, _, password = base64.b64decode(
-        request.headers["authorization"].split()[1]).decode().partition(":")
+    user, _, password = (
+        base64.b64decode(request.headers["authorization"].split()[1]).decode().partition(":")
+    )
     assert (user, password) == (CLIENT_ID, "s3cr%3Aet")  # RFC 6749 §2.3.1 form-encoding
     session = broker.storage.get_session("00u1")
     assert session is not None and session.okta_refresh_token == "rt-1"

@@ -152,38 +152,57 @@ def test_config_validation(overrides: dict[str, object], message: str) -> None:
 
 
 def test_config_defaults_and_public_base_url_normalised() -> None:
-    cfg = BrokerConfig(okta_issuer=DUMMY_ISSUER, okta_client_id="c", okta_client_secret="s",
-                       public_base_url="https://broker.example/")
+    cfg = BrokerConfig(
+        okta_issuer=DUMMY_ISSUER,
+        okta_client_id="c",
+        okta_client_secret="s",
+        public_base_url="https://broker.example/",
+    )
     assert cfg.public_base_url == "https://broker.example"
     assert cfg.databricks_host_template == "https://%s.cloud.databricks.com"
     assert cfg.databricks_scope == "sql" and cfg.reuse_margin == 60
-    assert "secret" not in repr(BrokerConfig(okta_issuer=DUMMY_ISSUER, okta_client_id="c",
-                                             okta_client_secret="secret"))
+    assert "secret" not in repr(
+        BrokerConfig(okta_issuer=DUMMY_ISSUER, okta_client_id="c", okta_client_secret="secret")
+    )
 
 
 def test_config_from_env_prefers_broker_over_harness() -> None:
-    cfg = BrokerConfig.from_env({
-        "HARNESS_OKTA_ISSUER": DUMMY_ISSUER,
-        "HARNESS_OKTA_CLIENT_ID": "harness-id",
-        "BROKER_OKTA_CLIENT_ID": "broker-id",
-        "HARNESS_OKTA_CLIENT_SECRET": "s",
-        "HARNESS_PROXY": "http://127.0.0.1:9",
-        "BROKER_REUSE_MARGIN": "30",
-        "BROKER_STORAGE": ":memory:",
-    })
+    cfg = BrokerConfig.from_env(
+        {
+            "HARNESS_OKTA_ISSUER": DUMMY_ISSUER,
+            "HARNESS_OKTA_CLIENT_ID": "harness-id",
+            "BROKER_OKTA_CLIENT_ID": "broker-id",
+            "HARNESS_OKTA_CLIENT_SECRET": "s",
+            "HARNESS_PROXY": "http://127.0.0.1:9",
+            "BROKER_REUSE_MARGIN": "30",
+            "BROKER_STORAGE": ":memory:",
+        }
+    )
     assert cfg.okta_client_id == "broker-id"
     assert cfg.upstream_proxy == "http://127.0.0.1:9"
     assert cfg.reuse_margin == 30.0 and cfg.storage == ":memory:"
 
 
 def test_config_from_env_derives_host_template_from_harness_workspaces() -> None:
-    base = {"HARNESS_OKTA_ISSUER": DUMMY_ISSUER, "HARNESS_OKTA_CLIENT_ID": "c",
-            "HARNESS_OKTA_CLIENT_SECRET": "s"}
-    cfg = BrokerConfig.from_env({**base, "HARNESS_DATABRICKS_WORKSPACES":
-                                 "http://dbc-aaa.cloud.databricks.test,http://dbc-bbb.x"})
+    base = {
+        "HARNESS_OKTA_ISSUER": DUMMY_ISSUER,
+        "HARNESS_OKTA_CLIENT_ID": "c",
+        "HARNESS_OKTA_CLIENT_SECRET": "s",
+    }
+    cfg = BrokerConfig.from_env(
+        {
+            **base,
+            "HARNESS_DATABRICKS_WORKSPACES": "http://dbc-aaa.cloud.databricks.test,http://dbc-bbb.x",
+        }
+    )
     assert cfg.databricks_host_template == "http://%s.cloud.databricks.test"
-    cfg = BrokerConfig.from_env({**base, "HARNESS_DATABRICKS_WORKSPACES": "http://a.b",
-                                 "BROKER_DATABRICKS_HOST_TEMPLATE": "https://%s.example.com"})
+    cfg = BrokerConfig.from_env(
+        {
+            **base,
+            "HARNESS_DATABRICKS_WORKSPACES": "http://a.b",
+            "BROKER_DATABRICKS_HOST_TEMPLATE": "https://%s.example.com",
+        }
+    )
     assert cfg.databricks_host_template == "https://%s.example.com"
 
 
@@ -191,28 +210,54 @@ def test_config_from_env_errors() -> None:
     with pytest.raises(ConfigError, match="HARNESS_OKTA_ISSUER"):
         BrokerConfig.from_env({})
     with pytest.raises(ConfigError, match="BROKER_REUSE_MARGIN"):
-        BrokerConfig.from_env({"BROKER_OKTA_ISSUER": DUMMY_ISSUER, "BROKER_OKTA_CLIENT_ID": "c",
-                               "BROKER_OKTA_CLIENT_SECRET": "s", "BROKER_REUSE_MARGIN": "x"})
+        BrokerConfig.from_env(
+            {
+                "BROKER_OKTA_ISSUER": DUMMY_ISSUER,
+                "BROKER_OKTA_CLIENT_ID": "c",
+                "BROKER_OKTA_CLIENT_SECRET": "s",
+                "BROKER_REUSE_MARGIN": "x",
+            }
+        )
 
 
 def test_main_prints_one_line_on_bad_config() -> None:
-    env = {"PATH": "/usr/bin:/bin", "BROKER_OKTA_ISSUER": "not a url",
-           "BROKER_OKTA_CLIENT_ID": "c", "BROKER_OKTA_CLIENT_SECRET": "s"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BROKER_OKTA_ISSUER": "not a url",
+        "BROKER_OKTA_CLIENT_ID": "c",
+        "BROKER_OKTA_CLIENT_SECRET": "s",
+    }
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-m", "broker", "--port", "0"], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "broker", "--port", "0"],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "okta_issuer" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_main_serves_health(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "HARNESS_OKTA_ISSUER": DUMMY_ISSUER,
-           "HARNESS_OKTA_CLIENT_ID": "c", "HARNESS_OKTA_CLIENT_SECRET": "s",
-           "BROKER_STORAGE": str(tmp_path / "b.sqlite3")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HARNESS_OKTA_ISSUER": DUMMY_ISSUER,
+        "HARNESS_OKTA_CLIENT_ID": "c",
+        "HARNESS_OKTA_CLIENT_SECRET": "s",
+        "BROKER_STORAGE": str(tmp_path / "b.sqlite3"),
+    }
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "broker", "--port", "0"], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker", "--port", "0"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -226,7 +271,15 @@ def test_main_serves_health(tmp_path: Path) -> None:
 
 # -- variants ----------------------------------------------------------------------------
 def test_defects_and_factory() -> None:
-    assert set(DEFECTS) == {"shared-cache", "no-segment-check", "stale-tokens", "leak-id-token"}
+    assert set(DEFECTS) == {
+        "shared-cache",
+        "no-segment-check",
+        "stale-tokens",
+        "leak-id-token",
+        "no-reuse",
+        "no-idp-refresh",
+        "over-scoped",
+    }
     assert all(DEFECTS.values())
     with pytest.raises(ValueError, match="shared-cache"):
         create_broker(config(), defect="nope")
@@ -236,6 +289,10 @@ def test_defects_and_factory() -> None:
     shared = create_broker(config(), defect="shared-cache")
     assert shared.cache_key("a") == shared.cache_key("b")
     assert Broker(config()).cache_key("a") != Broker(config()).cache_key("b")
+    assert create_broker(config(), defect="over-scoped").exchange_scope() == "all-apis"
+    assert Broker(config()).exchange_scope() == "sql"
+    assert not create_broker(config(), defect="no-idp-refresh").id_token_needs_refresh(0, 100)
+    assert Broker(config()).id_token_needs_refresh(100, 50)
 
 
 # -- HTTP without upstream ---------------------------------------------------------------
@@ -280,7 +337,10 @@ def test_as_metadata(server: BrokerServer, client: httpx.Client) -> None:
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["scopes_supported"] == ["sql"]
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
-        "none", "client_secret_basic", "client_secret_post"}
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+    }
 
 
 def test_public_base_url_is_the_issuer() -> None:
@@ -292,8 +352,9 @@ def test_public_base_url_is_the_issuer() -> None:
 
 
 @pytest.mark.parametrize("segment", ["dbc-aaa", "DBC-AAA"])
-def test_protected_resource_metadata(server: BrokerServer, client: httpx.Client,
-                                     segment: str) -> None:
+def test_protected_resource_metadata(
+    server: BrokerServer, client: httpx.Client, segment: str
+) -> None:
     response = client.get(f"/.well-known/oauth-protected-resource/v1/databricks-sql/{segment}/mcp")
     assert response.status_code == 200
     assert response.json() == {
@@ -304,8 +365,9 @@ def test_protected_resource_metadata(server: BrokerServer, client: httpx.Client,
     }
 
 
-@pytest.mark.parametrize("segment", ["evil", "foo-dbc-1", "dbc-a.evil.com", "dbc-a%2F..",
-                                     "dbc-a%0A", "x" * 300])
+@pytest.mark.parametrize(
+    "segment", ["evil", "foo-dbc-1", "dbc-a.evil.com", "dbc-a%2F..", "dbc-a%0A", "x" * 300]
+)
 def test_protected_resource_metadata_unknown(client: httpx.Client, segment: str) -> None:
     response = client.get(f"/.well-known/oauth-protected-resource/v1/databricks-sql/{segment}/mcp")
     assert response.status_code == 404
@@ -383,8 +445,9 @@ def test_register_good_redirect_uris(client: httpx.Client, uris: list[str]) -> N
     ],
 )
 def test_register_bad_metadata(client: httpx.Client, content: bytes) -> None:
-    response = client.post("/register", content=content,
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/register", content=content, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_client_metadata"
 
@@ -404,8 +467,9 @@ def authorize_params(client_id: str, server: BrokerServer, **overrides: str | No
     return {k: v for k, v in params.items() if v is not None}
 
 
-def test_authorize_unknown_client_is_shown_not_redirected(server: BrokerServer,
-                                                          client: httpx.Client) -> None:
+def test_authorize_unknown_client_is_shown_not_redirected(
+    server: BrokerServer, client: httpx.Client
+) -> None:
     response = client.get("/authorize", params=authorize_params("nope", server))
     assert response.status_code == 400 and "location" not in response.headers
     assert response.json()["error"] == "invalid_client"
@@ -413,14 +477,23 @@ def test_authorize_unknown_client_is_shown_not_redirected(server: BrokerServer,
 
 @pytest.mark.parametrize(
     "redirect_uri",
-    ["http://evil.example/callback", "http://127.0.0.1:5555/callback/", "http://127.0.0.1/other",
-     "http://127.0.0.1/callback?x=1", "https://127.0.0.1/callback", None],
+    [
+        "http://evil.example/callback",
+        "http://127.0.0.1:5555/callback/",
+        "http://127.0.0.1/other",
+        "http://127.0.0.1/callback?x=1",
+        "https://127.0.0.1/callback",
+        None,
+    ],
 )
 def test_authorize_bad_redirect_uri_is_shown_not_redirected(
     server: BrokerServer, client: httpx.Client, redirect_uri: str | None
 ) -> None:
-    cid = str(register(client, redirect_uris=["http://127.0.0.1/callback",
-                                              "https://app.example/cb"])["client_id"])
+    cid = str(
+        register(client, redirect_uris=["http://127.0.0.1/callback", "https://app.example/cb"])[
+            "client_id"
+        ]
+    )
     params = authorize_params(cid, server, redirect_uri=redirect_uri)
     response = client.get("/authorize", params=params)
     assert response.status_code == 400 and "location" not in response.headers
@@ -454,7 +527,10 @@ def test_authorize_errors_redirect_with_state_and_iss(
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
     assert (location.scheme, location.netloc, location.path) == (
-        "http", "127.0.0.1:5555", "/callback")
+        "http",
+        "127.0.0.1:5555",
+        "/callback",
+    )
     query = parse_qs(location.query)
     assert query["error"] == [error]
     assert query["state"] == ["st-1"]
@@ -480,13 +556,29 @@ def test_authorize_okta_unreachable_redirects_temporarily_unavailable(
 
 
 # -- token endpoint (errors decided before any upstream request) -------------------------
-def seed_code(broker: Broker, client_id: str, *, redirect_uri: str = "http://127.0.0.1:5555/cb",
-              resource_url: str = resource("dbc-aaa"), expires_in: float = 60) -> str:
+def seed_code(
+    broker: Broker,
+    client_id: str,
+    *,
+    redirect_uri: str = "http://127.0.0.1:5555/cb",
+    resource_url: str = resource("dbc-aaa"),
+    expires_in: float = 60,
+) -> str:
     code = "code-" + client_id
-    broker.storage.add_code(AuthCode(
-        code_hash=secret_hash(code), client_id=client_id, redirect_uri=redirect_uri,
-        code_challenge=CHALLENGE, resource=resource_url, scope="sql", user_id="00uX",
-        expires_at=broker.clock() + expires_in, used=False, family_id=None))
+    broker.storage.add_code(
+        AuthCode(
+            code_hash=secret_hash(code),
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            code_challenge=CHALLENGE,
+            resource=resource_url,
+            scope="sql",
+            user_id="00uX",
+            expires_at=broker.clock() + expires_in,
+            used=False,
+            family_id=None,
+        )
+    )
     return code
 
 
@@ -503,31 +595,68 @@ def assert_error(response: httpx.Response, status: int, error: str) -> None:
 def test_token_grant_and_request_errors(client: httpx.Client) -> None:
     cid = str(register(client)["client_id"])
     assert_error(post_token(client, {"client_id": cid}), 400, "invalid_request")
-    assert_error(post_token(client, {"grant_type": "password", "client_id": cid}), 400,
-                 "unsupported_grant_type")
-    assert_error(client.post("/token", json={"grant_type": "authorization_code"}), 400,
-                 "invalid_request")
-    assert_error(client.post("/token?grant_type=authorization_code", data={"client_id": cid}),
-                 400, "invalid_request")
-    assert_error(client.post("/token", content=f"grant_type=refresh_token&client_id={cid}"
-                             "&refresh_token=a&refresh_token=b",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"}),
-                 400, "invalid_request")
-    assert_error(post_token(client, {"grant_type": "authorization_code", "client_id": cid,
-                                     "code_verifier": VERIFIER}), 400, "invalid_request")
-    assert_error(post_token(client, {"grant_type": "authorization_code", "client_id": cid,
-                                     "code": "x"}), 400, "invalid_request")
-    assert_error(post_token(client, {"grant_type": "refresh_token", "client_id": cid}), 400,
-                 "invalid_request")
-    assert_error(post_token(client, {"grant_type": "refresh_token", "client_id": cid,
-                                     "refresh_token": "unknown"}), 400, "invalid_grant")
+    assert_error(
+        post_token(client, {"grant_type": "password", "client_id": cid}),
+        400,
+        "unsupported_grant_type",
+    )
+    assert_error(
+        client.post("/token", json={"grant_type": "authorization_code"}), 400, "invalid_request"
+    )
+    assert_error(
+        client.post("/token?grant_type=authorization_code", data={"client_id": cid}),
+        400,
+        "invalid_request",
+    )
+    assert_error(
+        client.post(
+            "/token",
+            content=f"grant_type=refresh_token&client_id={cid}&refresh_token=a&refresh_token=b",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        400,
+        "invalid_request",
+    )
+    assert_error(
+        post_token(
+            client,
+            {"grant_type": "authorization_code", "client_id": cid, "code_verifier": VERIFIER},
+        ),
+        400,
+        "invalid_request",
+    )
+    assert_error(
+        post_token(client, {"grant_type": "authorization_code", "client_id": cid, "code": "x"}),
+        400,
+        "invalid_request",
+    )
+    assert_error(
+        post_token(client, {"grant_type": "refresh_token", "client_id": cid}),
+        400,
+        "invalid_request",
+    )
+    assert_error(
+        post_token(
+            client, {"grant_type": "refresh_token", "client_id": cid, "refresh_token": "unknown"}
+        ),
+        400,
+        "invalid_grant",
+    )
 
 
 def test_token_client_authentication(client: httpx.Client) -> None:
-    assert_error(post_token(client, {"grant_type": "refresh_token", "refresh_token": "x"}),
-                 401, "invalid_client")
-    assert_error(post_token(client, {"grant_type": "refresh_token", "refresh_token": "x",
-                                     "client_id": "unknown"}), 401, "invalid_client")
+    assert_error(
+        post_token(client, {"grant_type": "refresh_token", "refresh_token": "x"}),
+        401,
+        "invalid_client",
+    )
+    assert_error(
+        post_token(
+            client, {"grant_type": "refresh_token", "refresh_token": "x", "client_id": "unknown"}
+        ),
+        401,
+        "invalid_client",
+    )
     conf = register(client, token_endpoint_auth_method="client_secret_basic")
     cid, secret = str(conf["client_id"]), str(conf["client_secret"])
     data = {"grant_type": "refresh_token", "refresh_token": "x"}
@@ -535,19 +664,33 @@ def test_token_client_authentication(client: httpx.Client) -> None:
     assert_error(response, 401, "invalid_client")
     assert response.headers["www-authenticate"].startswith("Basic")
     assert_error(post_token(client, {**data, "client_id": cid}), 401, "invalid_client")
-    assert_error(post_token(client, {**data, "client_id": cid, "client_secret": "wrong"}), 401,
-                 "invalid_client")
-    assert "www-authenticate" not in post_token(
-        client, {**data, "client_id": cid, "client_secret": "wrong"}).headers
+    assert_error(
+        post_token(client, {**data, "client_id": cid, "client_secret": "wrong"}),
+        401,
+        "invalid_client",
+    )
+    assert (
+        "www-authenticate"
+        not in post_token(client, {**data, "client_id": cid, "client_secret": "wrong"}).headers
+    )
     # Correct credentials get past authentication (to the unknown refresh token).
     assert_error(post_token(client, data, auth=(cid, secret)), 400, "invalid_grant")
-    assert_error(post_token(client, {**data, "client_id": cid, "client_secret": secret}), 400,
-                 "invalid_grant")
-    assert_error(post_token(client, {**data, "client_secret": secret}, auth=(cid, secret)), 400,
-                 "invalid_request")
+    assert_error(
+        post_token(client, {**data, "client_id": cid, "client_secret": secret}),
+        400,
+        "invalid_grant",
+    )
+    assert_error(
+        post_token(client, {**data, "client_secret": secret}, auth=(cid, secret)),
+        400,
+        "invalid_request",
+    )
     public = str(register(client)["client_id"])
-    assert_error(post_token(client, {**data, "client_id": public, "client_secret": "x"}), 401,
-                 "invalid_client")
+    assert_error(
+        post_token(client, {**data, "client_id": public, "client_secret": "x"}),
+        401,
+        "invalid_client",
+    )
     # a public client sending Basic with an empty password is still just a public client
     assert_error(post_token(client, data, auth=(public, "")), 400, "invalid_grant")
 
@@ -556,13 +699,18 @@ def test_token_code_checks(server: BrokerServer, client: httpx.Client) -> None:
     cid = str(register(client)["client_id"])
     other = str(register(client)["client_id"])
     broker = server.broker
-    base = {"grant_type": "authorization_code", "client_id": cid,
-            "redirect_uri": "http://127.0.0.1:5555/cb", "code_verifier": VERIFIER}
+    base = {
+        "grant_type": "authorization_code",
+        "client_id": cid,
+        "redirect_uri": "http://127.0.0.1:5555/cb",
+        "code_verifier": VERIFIER,
+    }
     good = resource("dbc-aaa", server.url)
     # wrong verifier → invalid_grant (the code is burnt, as a used code must be)
     code = seed_code(broker, cid, resource_url=good)
-    assert_error(post_token(client, {**base, "code": code, "code_verifier": "w" * 50}), 400,
-                 "invalid_grant")
+    assert_error(
+        post_token(client, {**base, "code": code, "code_verifier": "w" * 50}), 400, "invalid_grant"
+    )
     assert_error(post_token(client, {**base, "code": code}), 400, "invalid_grant")
     for name, data in (
         ("redirect", {"redirect_uri": "http://127.0.0.1:5556/cb"}),
@@ -576,36 +724,57 @@ def test_token_code_checks(server: BrokerServer, client: httpx.Client) -> None:
     cid = str(register(client)["client_id"])
     other = str(register(client)["client_id"])
     code = seed_code(broker, cid, resource_url=good, expires_in=-1)
-    assert_error(post_token(client, {**base, "client_id": cid, "code": code}), 400,
-                 "invalid_grant")
+    assert_error(post_token(client, {**base, "client_id": cid, "code": code}), 400, "invalid_grant")
     code = seed_code(broker, other, resource_url=good)
-    assert_error(post_token(client, {**base, "client_id": cid, "code": code}), 400,
-                 "invalid_grant")
-    assert_error(post_token(client, {**base, "client_id": cid, "code": "unknown"}), 400,
-                 "invalid_grant")
+    assert_error(post_token(client, {**base, "client_id": cid, "code": code}), 400, "invalid_grant")
+    assert_error(
+        post_token(client, {**base, "client_id": cid, "code": "unknown"}), 400, "invalid_grant"
+    )
 
 
 def test_token_code_resource_must_match(server: BrokerServer, client: httpx.Client) -> None:
     cid = str(register(client)["client_id"])
     code = seed_code(server.broker, cid, resource_url=resource("dbc-aaa", server.url))
-    response = post_token(client, {
-        "grant_type": "authorization_code", "client_id": cid, "code": code,
-        "redirect_uri": "http://127.0.0.1:5555/cb", "code_verifier": VERIFIER,
-        "resource": resource("dbc-bbb", server.url)})
+    response = post_token(
+        client,
+        {
+            "grant_type": "authorization_code",
+            "client_id": cid,
+            "code": code,
+            "redirect_uri": "http://127.0.0.1:5555/cb",
+            "code_verifier": VERIFIER,
+            "resource": resource("dbc-bbb", server.url),
+        },
+    )
     assert_error(response, 400, "invalid_target")
 
 
 @pytest.mark.parametrize("segment", BAD_SEGMENTS, ids=lambda s: repr(s)[:24])
-def test_refresh_with_bad_resource_is_invalid_target(server: BrokerServer, client: httpx.Client,
-                                                     segment: str) -> None:
+def test_refresh_with_bad_resource_is_invalid_target(
+    server: BrokerServer, client: httpx.Client, segment: str
+) -> None:
     cid = str(register(client)["client_id"])
-    server.broker.storage.add_refresh_token(RefreshToken(
-        token_hash=secret_hash("rt"), family_id="f", client_id=cid, user_id="00uX",
-        resource=resource("dbc-aaa", server.url), scope="sql",
-        expires_at=server.broker.clock() + 100, state="active"))
-    response = post_token(client, {"grant_type": "refresh_token", "client_id": cid,
-                                   "refresh_token": "rt",
-                                   "resource": resource(segment, server.url)})
+    server.broker.storage.add_refresh_token(
+        RefreshToken(
+            token_hash=secret_hash("rt"),
+            family_id="f",
+            client_id=cid,
+            user_id="00uX",
+            resource=resource("dbc-aaa", server.url),
+            scope="sql",
+            expires_at=server.broker.clock() + 100,
+            state="active",
+        )
+    )
+    response = post_token(
+        client,
+        {
+            "grant_type": "refresh_token",
+            "client_id": cid,
+            "refresh_token": "rt",
+            "resource": resource(segment, server.url),
+        },
+    )
     assert_error(response, 400, "invalid_target")
     assert server.broker.audit_records() == []  # no exchange was attempted
 
@@ -614,10 +783,18 @@ def test_refresh_rotated_token_revokes_family(server: BrokerServer, client: http
     cid = str(register(client)["client_id"])
     storage = server.broker.storage
     for name, state in (("old", "rotated"), ("new", "active")):
-        storage.add_refresh_token(RefreshToken(
-            token_hash=secret_hash(name), family_id="fam", client_id=cid, user_id="00uX",
-            resource=resource("dbc-aaa", server.url), scope="sql",
-            expires_at=server.broker.clock() + 100, state=state))
+        storage.add_refresh_token(
+            RefreshToken(
+                token_hash=secret_hash(name),
+                family_id="fam",
+                client_id=cid,
+                user_id="00uX",
+                resource=resource("dbc-aaa", server.url),
+                scope="sql",
+                expires_at=server.broker.clock() + 100,
+                state=state,
+            )
+        )
     data = {"grant_type": "refresh_token", "client_id": cid}
     assert_error(post_token(client, {**data, "refresh_token": "old"}), 400, "invalid_grant")
     assert storage.get_refresh_token(secret_hash("new")).state == "revoked"  # type: ignore[union-attr]
@@ -628,8 +805,11 @@ def test_basic_credentials_are_form_urldecoded(server: BrokerServer, client: htt
     conf = register(client, token_endpoint_auth_method="client_secret_basic")
     raw = f"{conf['client_id']}:{conf['client_secret']}".replace("-", "%2D")
     header = "Basic " + base64.b64encode(raw.encode()).decode()
-    response = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": "x"},
-                           headers={"Authorization": header})
+    response = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": "x"},
+        headers={"Authorization": header},
+    )
     assert_error(response, 400, "invalid_grant")
 
 
@@ -668,8 +848,9 @@ def test_storage_rotation_is_compare_and_set() -> None:
     storage.add_refresh_token(old)
     new = RefreshToken("h2", "f", "c", "u", "r", "sql", 10.0, "active")
     assert storage.rotate_refresh_token("h1", new)
-    assert not storage.rotate_refresh_token("h1", RefreshToken("h3", "f", "c", "u", "r", "sql",
-                                                               10.0, "active"))
+    assert not storage.rotate_refresh_token(
+        "h1", RefreshToken("h3", "f", "c", "u", "r", "sql", 10.0, "active")
+    )
     assert storage.get_refresh_token("h1").state == "rotated"  # type: ignore[union-attr]
 
 
@@ -677,14 +858,25 @@ def test_storage_rotation_is_compare_and_set() -> None:
 def seed_transaction(broker: Broker, tid: str, *, expires_in: float = 600) -> None:
     from broker.storage import Transaction
 
-    broker.storage.add_transaction(Transaction(
-        id=tid, client_id="c", redirect_uri="http://127.0.0.1:5555/cb?app=1",
-        code_challenge=CHALLENGE, state="client-state", resource=resource("dbc-aaa"),
-        scope="sql", nonce="n", okta_verifier="v", expires_at=broker.clock() + expires_in))
+    broker.storage.add_transaction(
+        Transaction(
+            id=tid,
+            client_id="c",
+            redirect_uri="http://127.0.0.1:5555/cb?app=1",
+            code_challenge=CHALLENGE,
+            state="client-state",
+            resource=resource("dbc-aaa"),
+            scope="sql",
+            nonce="n",
+            okta_verifier="v",
+            expires_at=broker.clock() + expires_in,
+        )
+    )
 
 
-def test_callback_unknown_or_expired_state_is_shown(server: BrokerServer,
-                                                     client: httpx.Client) -> None:
+def test_callback_unknown_or_expired_state_is_shown(
+    server: BrokerServer, client: httpx.Client
+) -> None:
     for params in ({}, {"state": "unknown", "code": "x"}):
         response = client.get("/callback", params=params)
         assert response.status_code == 400 and "location" not in response.headers
@@ -695,14 +887,19 @@ def test_callback_unknown_or_expired_state_is_shown(server: BrokerServer,
 
 @pytest.mark.parametrize(
     ("okta_error", "expected"),
-    [("access_denied", "access_denied"), ("login_required", "login_required"),
-     ("weird_error", "access_denied")],
+    [
+        ("access_denied", "access_denied"),
+        ("login_required", "login_required"),
+        ("weird_error", "access_denied"),
+    ],
 )
-def test_callback_okta_error_redirects_to_client(server: BrokerServer, client: httpx.Client,
-                                                 okta_error: str, expected: str) -> None:
+def test_callback_okta_error_redirects_to_client(
+    server: BrokerServer, client: httpx.Client, okta_error: str, expected: str
+) -> None:
     seed_transaction(server.broker, "t1")
-    response = client.get("/callback", params={"state": "t1", "error": okta_error,
-                                               "error_description": "User denied"})
+    response = client.get(
+        "/callback", params={"state": "t1", "error": okta_error, "error_description": "User denied"}
+    )
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
     query = parse_qs(location.query)
@@ -714,8 +911,9 @@ def test_callback_okta_error_redirects_to_client(server: BrokerServer, client: h
     assert again.status_code == 400
 
 
-def test_callback_code_exchange_failure_redirects(server: BrokerServer,
-                                                  client: httpx.Client) -> None:
+def test_callback_code_exchange_failure_redirects(
+    server: BrokerServer, client: httpx.Client
+) -> None:
     seed_transaction(server.broker, "t2")
     response = client.get("/callback", params={"state": "t2", "code": "abc"})
     assert response.status_code == 302
