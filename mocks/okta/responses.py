@@ -1,9 +1,11 @@
 """HTTP handlers of the mock Okta org: thin translations between requests and :mod:`models`.
 
 Error bodies and statuses follow Okta's catalogue (``vendor-fidelity.md`` §C.6): RFC 6749
-JSON errors at the token endpoint, errors on the redirect at ``/authorize`` once the client and
-redirect URI are trusted (an HTML error page before that, never a redirect), ``WWW-Authenticate``
-only at ``/userinfo``, and the management-style ``E0000007`` body for an unknown server.
+JSON errors at the token endpoint (always ``no-store``), errors on the redirect at
+``/authorize`` once the client and redirect URI are trusted (an HTML error page before that,
+never a redirect: an attacker must not be able to bounce users to an unregistered URI),
+``WWW-Authenticate`` only at ``/userinfo``, and the management-style ``E0000007`` body for an
+unknown authorization server.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import base64
 import binascii
 import html
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
@@ -29,15 +31,36 @@ from mocks.core.http import (
     token_response,
 )
 from mocks.core.redact import bearer_token
-from mocks.okta.models import AUTH_CODE_LIFETIME, AuthRequest, OktaError, OktaOrg
+from mocks.okta.models import (
+    TRANSACTION_LIFETIME,
+    AuthRequest,
+    OktaClient,
+    OktaError,
+    OktaOrg,
+    OktaUser,
+)
 from mocks.okta.urls import url_map
 
-SUPPORTED_SCOPES = ("openid", "profile", "email", "groups", "offline_access")
 JWKS_MAX_AGE = 3600
+"""``Cache-Control: max-age`` of ``/v1/keys`` (Okta sends a few hours; clients must revalidate)."""
+
+CLIENT_AUTH_FAILED = (
+    "Client authentication failed. Either the client or the client credentials are invalid."
+)
+MULTIPLE_CREDENTIALS = (
+    "Cannot supply multiple client credentials. Use one of the following: credentials in the "
+    "Authorization header, credentials in the post body, or a client_assertion in the post body."
+)
+"""Okta's text, as quoted verbatim by client libraries that tripped over it."""
+
+IMPLEMENTED_GRANTS = ("authorization_code", "refresh_token")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+
+Handler = Callable[[Request, str], Response]
 
 
 class OktaService:
-    """The mock Okta org as a sandbox virtual host."""
+    """The mock Okta org as a sandbox virtual host (``MockService``)."""
 
     def __init__(self, org: OktaOrg) -> None:
         self.org = org
@@ -57,16 +80,18 @@ class OktaService:
             return oauth_error("invalid_request", "The HTTP method is not supported.", 405)
         except NotFound:
             return _not_found(request.path)
-        server_id = args["server_id"]
+        server_id = str(args["server_id"])
         if self.org.server(server_id) is None:
             return _not_found(server_id, "AuthorizationServer")
-        handler = getattr(self, f"_{endpoint}")
-        response: Response = handler(request, server_id)
-        return response
+        handler: Handler = getattr(self, f"_{endpoint}")
+        return handler(request, server_id)
 
     # -- discovery ---------------------------------------------------------------------
-    def _metadata(self, server_id: str, *, oidc: bool) -> dict[str, Any]:
+    def metadata(self, server_id: str, *, oidc: bool) -> dict[str, Any]:
+        """The discovery document; it advertises only what this mock implements."""
         issuer = self.org.issuer(server_id)
+        server = self.org.server(server_id)
+        assert server is not None
         doc: dict[str, Any] = {
             "issuer": issuer,
             "authorization_endpoint": f"{issuer}/v1/authorize",
@@ -74,14 +99,10 @@ class OktaService:
             "jwks_uri": f"{issuer}/v1/keys",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": list(IMPLEMENTED_GRANTS),
             "subject_types_supported": ["public"],
-            "scopes_supported": list(SUPPORTED_SCOPES),
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
+            "scopes_supported": list(server.scopes),
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "claims_supported": [
                 "ver",
                 "jti",
@@ -94,15 +115,19 @@ class OktaService:
                 "scp",
                 "sub",
                 "auth_time",
-                "email",
-                "email_verified",
+                "amr",
+                "idp",
+                "nonce",
+                "at_hash",
                 "name",
                 "preferred_username",
                 "given_name",
                 "family_name",
-                "nonce",
-                "amr",
-                "idp",
+                "locale",
+                "zoneinfo",
+                "email",
+                "email_verified",
+                "groups",
             ],
             "code_challenge_methods_supported": ["S256"],
             "request_parameter_supported": False,
@@ -113,10 +138,10 @@ class OktaService:
         return doc
 
     def _openid_configuration(self, request: Request, server_id: str) -> Response:
-        return json_response(self._metadata(server_id, oidc=True))
+        return json_response(self.metadata(server_id, oidc=True))
 
     def _oauth_metadata(self, request: Request, server_id: str) -> Response:
-        return json_response(self._metadata(server_id, oidc=False))
+        return json_response(self.metadata(server_id, oidc=False))
 
     def _keys(self, request: Request, server_id: str) -> Response:
         return json_response(
@@ -129,94 +154,151 @@ class OktaService:
     def _authorize(self, request: Request, server_id: str) -> Response:
         if request.method == "POST" and "txn" in request.form:
             return self._login(request)
+        if request.method not in ("GET", "POST"):
+            return _error_page(405, "invalid_request", "The HTTP method is not supported.")
         params = request.args if request.method == "GET" else request.form
-        client = self.org.clients.get(params.get("client_id", ""))
+        client = self.org.client(params.get("client_id", ""))
         if client is None:
             return _error_page(
-                "invalid_client", "The client is not authorized or the client_id is invalid."
+                400,
+                "invalid_client",
+                "The client is not authorized or the client_id is invalid.",
             )
         redirect_uri = params.get("redirect_uri", "")
         if not redirect_uri or not client.redirect_uri_allowed(redirect_uri):
             return _error_page(
+                400,
                 "invalid_request",
                 "The 'redirect_uri' parameter must be a Login redirect URI in the client app "
                 "settings.",
             )
         state = params.get("state")
-
-        def fail(error: str, description: str) -> Response:
+        try:
+            auth_request = self._validate_authorize(params, client, redirect_uri, server_id)
+        except OktaError as exc:
             return _redirect(
-                redirect_uri, {"error": error, "error_description": description, "state": state}
+                redirect_uri,
+                {"error": exc.error, "error_description": exc.description, "state": state},
             )
+        txn = self.org.start_authorization(auth_request)
+        if self.org.auto_approve:
+            user = self.org.user_by_login(self.org.auto_approve)
+            if user is not None and user.active:
+                return self._approve(txn, user)
+        if params.get("prompt") == "none":
+            return _redirect(
+                redirect_uri,
+                {
+                    "error": "login_required",
+                    "error_description": "The client specified not to prompt, but the user is "
+                    "not logged in.",
+                    "state": state,
+                },
+            )
+        return _login_page(self.org.issuer(server_id), txn, username=auth_request.login_hint or "")
 
-        if params.get("response_type") != "code":
-            return fail(
+    def _validate_authorize(
+        self, params: MultiDict[str, str], client: OktaClient, redirect_uri: str, server_id: str
+    ) -> AuthRequest:
+        """The checks Okta reports back on the redirect (client and redirect are trusted)."""
+        if repeated_params(params):
+            raise OktaError(
+                "invalid_request", "The request contained multiple parameters with the same name."
+            )
+        response_type = params.get("response_type")
+        if not response_type:
+            raise OktaError("invalid_request", "The required parameter 'response_type' is missing.")
+        if response_type != "code" or "code" not in client.response_types:
+            raise OktaError(
                 "unsupported_response_type",
-                "The response type is not supported by the authorization server.",
+                "The response type is not supported by the authorization server. "
+                "Configured response types: [code].",
             )
-        scopes = params.get("scope", "").split()
+        if "authorization_code" not in client.grant_types:
+            raise OktaError(
+                "unauthorized_client",
+                "The client is not authorized to use the provided grant type. "
+                f"Configured grant types: {client.grant_types}.",
+            )
+        if params.get("response_mode", "query") != "query":
+            raise OktaError(
+                "unsupported_response_mode",
+                f"The response mode '{params['response_mode']}' is not supported by this mock.",
+            )
+        state = params.get("state")
+        if self.org.require_state and not state:
+            raise OktaError("invalid_request", "The required parameter 'state' is missing.")
+        scopes = list(dict.fromkeys(params.get("scope", "").split()))
         if "openid" not in scopes:
-            return fail(
+            raise OktaError(
                 "invalid_scope",
-                "The authentication request has an invalid 'scope' "
-                "parameter. The 'openid' scope is required.",
+                "The authentication request has an invalid 'scope' parameter. The 'openid' "
+                "scope is required.",
             )
-        unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
+        server = self.org.server(server_id)
+        assert server is not None
+        unknown = [s for s in scopes if s not in server.scopes]
         if unknown:
-            return fail(
+            raise OktaError(
                 "invalid_scope",
-                f"One or more scopes are not configured for the "
-                f"authorization server resource: {' '.join(unknown)}",
+                "One or more scopes are not configured for the authorization server resource.",
             )
         challenge = params.get("code_challenge")
         method = params.get("code_challenge_method")
         if challenge and method != "S256":
-            return fail(
+            raise OktaError(
                 "invalid_request", "'code_challenge_method' is invalid. Supported values: S256."
             )
-        if client.token_endpoint_auth_method == "none" and not challenge:
-            return fail(
+        if client.is_public and not challenge:
+            raise OktaError(
                 "invalid_request",
-                "PKCE code challenge is required when the token "
-                "endpoint authentication method is 'NONE'.",
+                "PKCE code challenge is required when the token endpoint authentication method "
+                "is 'NONE'.",
             )
-        auth_request = AuthRequest(
+        return AuthRequest(
             client_id=client.client_id,
             redirect_uri=redirect_uri,
             scopes=scopes,
             state=state,
             nonce=params.get("nonce"),
             code_challenge=challenge,
-            code_challenge_method=method,
+            code_challenge_method=method if challenge else None,
             server_id=server_id,
-            expires_at=self.org.now() + AUTH_CODE_LIFETIME,
+            expires_at=self.org.now() + TRANSACTION_LIFETIME,
+            login_hint=params.get("login_hint"),
         )
-        txn = self.org.start_authorization(auth_request)
-        if self.org.auto_approve:
-            user = self.org.user_by_login(self.org.auto_approve)
-            if user is not None and user.active:
-                return self._approve(txn, user)
-        return _login_page(self.org.issuer(server_id), txn)
 
     def _login(self, request: Request) -> Response:
+        """The login form's POST: a code on success, the form again (and no code) otherwise."""
         txn = request.form.get("txn", "")
         auth_request = self.org.pending(txn)
         if auth_request is None:
             return _error_page(
+                400,
                 "invalid_request",
                 "The sign-in transaction has expired. Start again from the application.",
             )
-        user = self.org.authenticate(
-            request.form.get("username", ""), request.form.get("password", "")
-        )
+        username = request.form.get("username", "")
+        user = self.org.authenticate(username, request.form.get("password", ""))
         if user is None:
             return _login_page(
-                self.org.issuer(auth_request.server_id), txn, error="Unable to sign in", status=401
+                self.org.issuer(auth_request.server_id),
+                txn,
+                username=username,
+                error="Unable to sign in",
+                status=401,
             )
         return self._approve(txn, user)
 
-    def _approve(self, txn: str, user: Any) -> Response:
-        code, auth_request = self.org.issue_code(txn, user)
+    def _approve(self, txn: str, user: OktaUser) -> Response:
+        issued = self.org.issue_code(txn, user)
+        if issued is None:  # the form was submitted twice; the first submission won
+            return _error_page(
+                400,
+                "invalid_request",
+                "The sign-in transaction has expired. Start again from the application.",
+            )
+        code, auth_request = issued
         return _redirect(auth_request.redirect_uri, {"code": code, "state": auth_request.state})
 
     # -- token -------------------------------------------------------------------------
@@ -232,198 +314,146 @@ class OktaService:
             return oauth_error(
                 "invalid_request", "The request contained multiple parameters with the same name."
             )
+        used_basic = request.headers.get("Authorization", "").lower().startswith("basic")
         try:
             client = self._authenticate_client(request, params)
-            grant = params.get("grant_type")
-            if not grant:
-                raise OktaError(
-                    "invalid_request", "The required parameter 'grant_type' is missing."
-                )
-            if grant not in client.grant_types:
-                if grant in ("authorization_code", "refresh_token"):
-                    raise OktaError(
-                        "unauthorized_client",
-                        "The client is not authorized to use "
-                        f"the provided grant type. Configured grant types: "
-                        f"{client.grant_types}.",
-                    )
-                raise OktaError("unsupported_grant_type", f"'{grant}' grant type is not supported.")
-            if grant == "authorization_code":
-                body = self._code_grant(params, client.client_id, server_id)
-            else:
-                body = self._refresh_grant(params, client.client_id, server_id)
+            body = self._grant(params, client, server_id)
         except OktaError as exc:
             headers = {}
-            if exc.status == 401 and request.headers.get("Authorization", "").lower().startswith(
-                "basic"
-            ):
+            if exc.status == 401 and used_basic:
+                # RFC 6749 §5.2: a client that tried Basic is told the scheme to use.
                 headers["WWW-Authenticate"] = f'Basic realm="{self.org.domain}"'
             return oauth_error(exc.error, exc.description, exc.status, headers)
         return token_response(body)
 
-    def _authenticate_client(self, request: Request, params: Any) -> Any:
+    def _grant(
+        self, params: MultiDict[str, str], client: OktaClient, server_id: str
+    ) -> dict[str, Any]:
+        grant = params.get("grant_type")
+        if not grant:
+            raise OktaError("invalid_request", "The required parameter 'grant_type' is missing.")
+        if grant not in IMPLEMENTED_GRANTS:
+            raise OktaError("unsupported_grant_type", f"'{grant}' grant type is not supported.")
+        if grant not in client.grant_types:
+            raise OktaError(
+                "unauthorized_client",
+                "The client is not authorized to use the provided grant type. "
+                f"Configured grant types: {client.grant_types}.",
+            )
+        if grant == "authorization_code":
+            for name in ("code", "redirect_uri"):
+                if not params.get(name):
+                    raise OktaError(
+                        "invalid_request", f"The required parameter '{name}' is missing."
+                    )
+            record = self.org.redeem_code(
+                params["code"],
+                client_id=client.client_id,
+                server_id=server_id,
+                redirect_uri=params["redirect_uri"],
+                code_verifier=params.get("code_verifier"),
+            )
+            return self.org.tokens_for_code(record)
+        if not params.get("refresh_token"):
+            raise OktaError("invalid_request", "The required parameter 'refresh_token' is missing.")
+        return self.org.refresh(
+            params["refresh_token"],
+            client_id=client.client_id,
+            server_id=server_id,
+            scope=params.get("scope"),
+        )
+
+    def _authenticate_client(self, request: Request, params: MultiDict[str, str]) -> OktaClient:
+        """``client_secret_basic``, ``client_secret_post`` or ``none`` (public, PKCE-bound).
+
+        Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1), so both halves
+        are percent-decoded. A ``client_id`` in the body next to Basic is tolerated when it
+        names the same client (many libraries send it); a second *secret* is not.
+        """
         header = request.headers.get("Authorization", "")
-        basic_id = basic_secret = None
+        basic: tuple[str, str] | None = None
         if header.lower().startswith("basic "):
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-                raw_id, _, raw_secret = decoded.partition(":")
             except (binascii.Error, UnicodeDecodeError):
-                raise OktaError(
-                    "invalid_client",
-                    "Client authentication failed. Either the "
-                    "client or the client credentials are invalid.",
-                    401,
-                ) from None
-            basic_id, basic_secret = unquote(raw_id), unquote(raw_secret)
+                raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401) from None
+            raw_id, sep, raw_secret = decoded.partition(":")
+            if not sep:
+                raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
+            basic = unquote(raw_id), unquote(raw_secret)
         post_secret = params.get("client_secret")
-        if basic_id is not None and post_secret is not None:
+        body_id = params.get("client_id")
+        if basic is not None and (post_secret is not None or "client_assertion" in params):
             raise OktaError(
-                "invalid_request",
-                "Cannot supply multiple client credentials. Use "
-                "one of the following: credentials in the Authorization header, "
-                "credentials in the post body, or a client_assertion in the post body.",
+                "invalid_request", MULTIPLE_CREDENTIALS, self.org.multiple_credentials_status
             )
-        client_id = basic_id if basic_id is not None else params.get("client_id")
-        if params.get("client_id") and basic_id is not None and params["client_id"] != basic_id:
+        if "client_assertion" in params:
             raise OktaError(
                 "invalid_client",
-                "Client authentication failed. Either the client "
-                "or the client credentials are invalid.",
+                "The client_assertion authentication method is not supported.",
                 401,
             )
+        if basic is not None and body_id and body_id != basic[0]:
+            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
+        client_id = basic[0] if basic is not None else body_id
         if not client_id:
             raise OktaError("invalid_client", "No client credentials found.", 401)
-        client = self.org.clients.get(client_id)
-        secret = basic_secret if basic_id is not None else post_secret
-        failure = OktaError(
-            "invalid_client",
-            "Client authentication failed. Either the client "
-            "or the client credentials are invalid.",
-            401,
-        )
+        client = self.org.client(client_id)
         if client is None:
-            raise failure
-        if client.token_endpoint_auth_method == "none":
-            if secret:
-                raise failure
+            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
+        secret = basic[1] if basic is not None else post_secret
+        if client.is_public:
+            if secret:  # a public client has no secret to present
+                raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
             return client
-        if not secret or client.client_secret is None:
-            raise failure
-        if not secrets.compare_digest(secret, client.client_secret):
-            raise failure
+        if not secret:
+            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
+        assert client.client_secret is not None
+        if not secrets.compare_digest(secret.encode(), client.client_secret.encode()):
+            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
         return client
-
-    def _code_grant(self, params: Any, client_id: str, server_id: str) -> dict[str, Any]:
-        code = params.get("code")
-        if not code:
-            raise OktaError("invalid_request", "The required parameter 'code' is missing.")
-        redirect_uri = params.get("redirect_uri")
-        if not redirect_uri:
-            raise OktaError("invalid_request", "The required parameter 'redirect_uri' is missing.")
-        record = self.org.redeem_code(code)
-        auth = record.request
-        if auth.client_id != client_id or auth.server_id != server_id:
-            raise OktaError("invalid_grant", "The authorization code is invalid or has expired.")
-        if auth.redirect_uri != redirect_uri:
-            raise OktaError(
-                "invalid_grant",
-                "The 'redirect_uri' does not match the redirection "
-                "URI used in the authorization request.",
-            )
-        verifier = params.get("code_verifier")
-        if auth.code_challenge:
-            if not verifier:
-                raise OktaError("invalid_grant", "PKCE verification failed.")
-            if not secrets.compare_digest(
-                create_s256_code_challenge(verifier), auth.code_challenge
-            ):
-                raise OktaError("invalid_grant", "PKCE verification failed.")
-        elif verifier:
-            raise OktaError(
-                "invalid_request",
-                "The 'code_verifier' parameter was provided but the "
-                "authorization request had no 'code_challenge'.",
-            )
-        user = self.org.users.get(record.user_id)
-        if user is None or not user.active:
-            raise OktaError("invalid_grant", "The authorization code is invalid or has expired.")
-        return self.org.issue_tokens(
-            client_id=client_id,
-            user=user,
-            scopes=auth.scopes,
-            server_id=server_id,
-            auth_time=record.auth_time,
-            nonce=auth.nonce,
-        )
-
-    def _refresh_grant(self, params: Any, client_id: str, server_id: str) -> dict[str, Any]:
-        value = params.get("refresh_token")
-        if not value:
-            raise OktaError("invalid_request", "The required parameter 'refresh_token' is missing.")
-        record = self.org.use_refresh_token(value, client_id)
-        if record.server_id != server_id:
-            raise OktaError("invalid_grant", "The refresh token is invalid or expired.")
-        scopes = record.scopes
-        if params.get("scope"):
-            requested = params["scope"].split()
-            if not set(requested) <= set(record.scopes):
-                raise OktaError(
-                    "access_denied",
-                    "The requested scopes exceed the scopes granted to the refresh token.",
-                )
-            scopes = requested if "offline_access" in requested else [*requested, "offline_access"]
-        user = self.org.users[record.user_id]
-        return self.org.issue_tokens(
-            client_id=client_id,
-            user=user,
-            scopes=scopes,
-            server_id=server_id,
-            auth_time=record.auth_time,
-            family=record.family,
-        )
 
     # -- userinfo ----------------------------------------------------------------------
     def _userinfo(self, request: Request, server_id: str) -> Response:
+        """Claims by scope; Okta reports failures in ``WWW-Authenticate`` only (§C.5)."""
+        if request.method not in ("GET", "POST"):
+            return Response(status=405, headers={"Allow": "GET, POST"})
         token = bearer_token(request.headers.get("Authorization"))
         claims = self.org.verify_access_token(token, server_id) if token else None
-        if claims is None:
-            return _invalid_token()
-        user = self.org.users.get(claims["uid"])
-        if user is None or not user.active:
-            return _invalid_token()
+        user = self.org.user_by_id(str(claims["uid"])) if claims else None
+        if claims is None or user is None or not user.active:
+            return _bearer_challenge(401, "invalid_token", "The access token is invalid.")
         scopes = claims.get("scp", [])
         if "openid" not in scopes:
-            return Response(
-                status=403,
-                content_type="application/json",
-                headers={
-                    "WWW-Authenticate": 'Bearer error="insufficient_scope", '
-                    'error_description="The access token must provide access to at least one of '
-                    'these scopes - openid"'
-                },
+            return _bearer_challenge(
+                403,
+                "insufficient_scope",
+                "The access token must provide access to at least one of these scopes - "
+                "profile, email, address or phone",
             )
         info: dict[str, Any] = {"sub": user.id}
         if "profile" in scopes:
             info.update(user.profile_claims())
         if "email" in scopes:
             info.update(email=user.email, email_verified=True)
+        if "groups" in scopes:
+            info["groups"] = list(user.groups)
         return json_response(info)
 
 
-def _invalid_token() -> Response:
-    """Okta's userinfo reports errors in ``WWW-Authenticate`` only, with an empty body."""
+def _bearer_challenge(status: int, error: str, description: str) -> Response:
+    """An empty-bodied failure whose only detail is the ``WWW-Authenticate`` challenge."""
     return Response(
-        status=401,
-        content_type="application/json",
+        status=status,
         headers={
-            "WWW-Authenticate": 'Bearer error="invalid_token", '
-            'error_description="The access token is invalid"'
+            "WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"',
+            "Cache-Control": "no-store",
         },
     )
 
 
 def _not_found(resource: str, kind: str = "") -> Response:
+    """Okta's management-style 404 (``E0000007``), as an unknown authorization server gets."""
     summary = f"Not found: Resource not found: {resource}" + (f" ({kind})" if kind else "")
     return json_response(
         {
@@ -442,21 +472,27 @@ def _redirect(uri: str, params: dict[str, str | None]) -> Response:
     separator = "&" if "?" in uri else "?"
     return Response(
         status=302,
-        headers={"Location": f"{uri}{separator}{query}"},
+        headers={"Location": f"{uri}{separator}{query}", "Cache-Control": "no-store"},
         content_type="text/html; charset=utf-8",
     )
 
 
-def _error_page(error: str, description: str) -> Response:
+def _error_page(status: int, error: str, description: str) -> Response:
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Error</title></head><body>"
-        f"<h1>400 Bad Request</h1><p id='error-code'>{html.escape(error)}</p>"
+        f"<h1>{status} Bad Request</h1><p id='error-code'>{html.escape(error)}</p>"
         f"<p id='error-summary'>{html.escape(description)}</p></body></html>"
     )
-    return html_response(body, 400)
+    return html_response(body, status, {"Cache-Control": "no-store"})
 
 
-def _login_page(issuer: str, txn: str, *, error: str | None = None, status: int = 200) -> Response:
+def _login_page(
+    issuer: str, txn: str, *, username: str = "", error: str | None = None, status: int = 200
+) -> Response:
+    """A minimal sign-in page: one POST form, ``username``/``password`` and the hidden ``txn``.
+
+    Simple enough for a scripted client with ``html.parser``; everything echoed is escaped.
+    """
     message = f"<p class='error' role='alert'>{html.escape(error)}</p>" if error else ""
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign In</title></head>
@@ -466,11 +502,12 @@ def _login_page(issuer: str, txn: str, *, error: str | None = None, status: int 
 {message}
 <form method="post" action="{html.escape(issuer)}/v1/authorize">
   <input type="hidden" name="txn" value="{html.escape(txn)}">
-  <label>Username <input type="text" name="username" autocomplete="username"></label>
+  <label>Username <input type="text" name="username" value="{html.escape(username)}"
+    autocomplete="username"></label>
   <label>Password <input type="password" name="password" autocomplete="current-password"></label>
   <button type="submit">Sign In</button>
 </form>
 </main>
 </body></html>
 """
-    return html_response(body, status)
+    return html_response(body, status, {"Cache-Control": "no-store"})
