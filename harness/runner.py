@@ -33,6 +33,7 @@ from harness.scenario import Scenario
 from harness.targets import Target
 from harness.templating import TemplateError, render
 from mocks import defaults
+from mocks.core.faults import FaultError
 from mocks.core.redact import decode_jwt_unverified, fingerprint, mask, redact_text
 from mocks.sandbox import Sandbox
 
@@ -424,6 +425,16 @@ class _Execution:
         self.sandbox.okta.revoke_refresh_tokens(
             user_login(str(self._render(spec["revoke_refresh_tokens"])))
         )
+
+    def _step_fault(self, spec: dict[str, Any]) -> None:
+        """Install a fault; ``workspace: dbc-aaa`` is shorthand for that workspace's host."""
+        spec = dict(self._render(spec))
+        if "workspace" in spec:
+            spec["host"] = self.sandbox.workspace(str(spec.pop("workspace"))).host
+        try:
+            self.sandbox.context.faults.add(spec)
+        except FaultError as exc:
+            raise TemplateError(f"fault: {exc}") from exc
 
     def _step_mark(self, name: str) -> None:
         self.marks[name] = self.sandbox.journal.last_seq

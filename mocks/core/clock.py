@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Clock:
@@ -17,13 +19,29 @@ class Clock:
         self._lock = threading.Lock()
         self._offset = 0.0
         self._frozen_at = frozen_at
+        self._local = threading.local()
 
     def now(self) -> float:
-        """Current sandbox time in seconds since the epoch."""
+        """Current sandbox time in seconds since the epoch (plus this thread's skew, if any)."""
+        skew: float = getattr(self._local, "skew", 0.0)
         with self._lock:
             if self._frozen_at is not None:
-                return self._frozen_at
-            return time.time() + self._offset
+                return self._frozen_at + skew
+            return time.time() + self._offset + skew
+
+    @contextmanager
+    def skewed(self, seconds: float) -> Iterator[None]:
+        """Within this block, on this thread only, time reads ``seconds`` off.
+
+        The fault engine uses it to give one tenant a skewed clock while the request it
+        serves runs, leaving every other tenant and the broker on the shared time.
+        """
+        previous: float = getattr(self._local, "skew", 0.0)
+        self._local.skew = previous + seconds
+        try:
+            yield
+        finally:
+            self._local.skew = previous
 
     def __call__(self) -> float:
         return self.now()

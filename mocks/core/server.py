@@ -19,10 +19,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from mocks.core.clock import Clock
+from mocks.core.faults import DropConnection, FaultEngine, FaultError
 from mocks.core.http import json_response, text_response
 from mocks.core.journal import Journal, make_entry
 
@@ -30,6 +31,21 @@ log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_harness/"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """werkzeug's handler, closing the connection when a fault dropped it (no keep-alive)."""
+
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        self.close_connection = True
+        if isinstance(error, DropConnection) and error.args == ("reset",):
+            # Close now, before socketserver's shutdown(SHUT_WR) would send a FIN: with
+            # SO_LINGER 0 (set by the fault) the kernel answers with an RST instead.
+            try:
+                self.rfile.close()  # the makefile() reference would defer the real close
+            except OSError:
+                pass
+            self.connection.close()
 
 
 @runtime_checkable
@@ -54,6 +70,7 @@ class SandboxContext:
     def __init__(self, clock: Clock | None = None, journal: Journal | None = None) -> None:
         self.clock = clock or Clock()
         self.journal = journal or Journal()
+        self.faults = FaultEngine()
         self.proxy_url: str | None = None
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
@@ -132,7 +149,13 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server(self.bind_host, self.bind_port, self.wsgi_app, threaded=True)
+        self._server = make_server(
+            self.bind_host,
+            self.bind_port,
+            self.wsgi_app,
+            threaded=True,
+            request_handler=_RequestHandler,
+        )
         self._server.daemon_threads = True  # type: ignore[attr-defined]
         self.context.proxy_url = self.url
         # A short poll interval makes stop() quick (the default 0.5 s adds up across tests).
@@ -154,6 +177,7 @@ class SandboxServer:
         for service in self.services():
             service.reset()
         self.context.journal.clear()
+        self.context.faults.clear()
         self.context.clock.reset()
         if self.on_reset is not None:
             self.on_reset()
@@ -204,7 +228,12 @@ class SandboxServer:
             )
         else:
             try:
-                response = service.handle(request)
+                response = self.context.faults.apply(
+                    host, request, lambda: service.handle(request), skewed=self._skewed
+                )
+            except DropConnection:
+                journal.complete(entry, 0, None)
+                raise
             except HTTPException as exc:
                 response = json_response(
                     {"error": "invalid_request", "error_description": exc.description or exc.name},
@@ -220,9 +249,15 @@ class SandboxServer:
         journal.complete(entry, response.status_code, body)
         return response
 
+    def _skewed(self, seconds: float, handler: Callable[[], Response]) -> Response:
+        with self.context.clock.skewed(seconds):
+            return handler()
+
     # -- admin API ------------------------------------------------------------------------
     def _admin(self, request: Request) -> Response:
         name = request.path[len(ADMIN_PREFIX) :].strip("/")
+        if name == "faults" or name.startswith("faults/"):
+            return self._admin_faults(request, name.partition("/")[2])
         handler = {
             "health": self._admin_health,
             "reset": self._admin_reset,
@@ -234,6 +269,9 @@ class SandboxServer:
                 {"error": "not_found", "error_description": f"no admin endpoint {name!r}"}, 404
             )
         return handler(request)
+
+    def _admin_faults(self, request: Request, fault_id: str) -> Response:
+        return _admin_faults_impl(self, request, fault_id)
 
     def _admin_health(self, request: Request) -> Response:
         return json_response(
@@ -282,6 +320,31 @@ class SandboxServer:
             since=since,
         )
         return json_response({"entries": [e.to_dict() for e in entries]})
+
+
+def _admin_faults_impl(server: SandboxServer, request: Request, fault_id: str) -> Response:
+    engine = server.context.faults
+    if request.method == "GET" and not fault_id:
+        return json_response({"faults": [f.to_dict() for f in engine.list()]})
+    if request.method == "POST" and not fault_id:
+        params = _admin_params(request) if request.mimetype == "application/json" else None
+        if params is None:
+            return _bad_admin("POST a JSON object describing the fault")
+        try:
+            fault = engine.add(params)
+        except FaultError as exc:
+            return _bad_admin(str(exc))
+        return json_response(fault.to_dict(), 201)
+    if request.method == "DELETE":
+        if not fault_id:
+            engine.clear()
+            return json_response({"status": "cleared"})
+        if engine.remove(fault_id):
+            return json_response({"status": "removed", "id": fault_id})
+        return json_response(
+            {"error": "not_found", "error_description": f"no fault {fault_id!r}"}, 404
+        )
+    return _method_not_allowed("GET, POST, DELETE")
 
 
 def _admin_params(request: Request) -> dict[str, Any] | None:
