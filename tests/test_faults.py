@@ -232,9 +232,9 @@ def test_fault_step_in_a_scenario(tmp_path: Path) -> None:
     with HarnessSession() as session:
         result = session.run_scenario(scenario)
         assert session.sandbox is not None
-        assert session.sandbox.context.faults.list() != []  # the run installed them
+        assert session.sandbox.context.faults.active() != []  # the run installed them
         session.sandbox.reset()
-        assert session.sandbox.context.faults.list() == []
+        assert session.sandbox.context.faults.active() == []
     assert [(c.id, c.status.value) for c in result.checks] == [
         ("BR4-01", "PASSED"),
         ("BR2-01", "PASSED"),

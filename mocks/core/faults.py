@@ -163,7 +163,7 @@ class FaultEngine:
         with self._lock:
             self._faults.clear()
 
-    def list(self) -> list[Fault]:
+    def active(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
 

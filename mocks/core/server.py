@@ -325,7 +325,7 @@ class SandboxServer:
 def _admin_faults_impl(server: SandboxServer, request: Request, fault_id: str) -> Response:
     engine = server.context.faults
     if request.method == "GET" and not fault_id:
-        return json_response({"faults": [f.to_dict() for f in engine.list()]})
+        return json_response({"faults": [f.to_dict() for f in engine.active()]})
     if request.method == "POST" and not fault_id:
         params = _admin_params(request) if request.mimetype == "application/json" else None
         if params is None:
