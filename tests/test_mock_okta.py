@@ -237,7 +237,8 @@ def test_client_authentication(http: httpx.Client) -> None:
         },
         headers=basic(d.TEST_CLIENT_ID, d.TEST_CLIENT_SECRET),
     )
-    assert both.status_code == 400 and both.json()["error"] == "invalid_request"
+    # Okta answers 401 with invalid_request (vendor-fidelity.md §C.2, multiple_client_credentials)
+    assert both.status_code == 401 and both.json()["error"] == "invalid_request"
 
 
 def test_token_endpoint_request_errors(http: httpx.Client) -> None:
