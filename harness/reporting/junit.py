@@ -89,7 +89,9 @@ def render_junit(run: RunResult) -> str:
         )
         if scenario.status is Status.FAILED:
             failed = ", ".join(c.id for c in scenario.failed_checks())
-            node = ET.SubElement(case, "failure", message=failed, type="conformance")
+            node = ET.SubElement(
+                case, "failure", message=f"failed checks: {failed}", type="conformance"
+            )
             node.text = _failure_text(scenario)
         elif scenario.status is Status.ERROR:
             node = ET.SubElement(
