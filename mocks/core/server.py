@@ -10,7 +10,6 @@ paths.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -22,9 +21,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from mocks.core.admin import handle_admin
 from mocks.core.clock import Clock
-from mocks.core.faults import DropConnection, FaultEngine, FaultError
+from mocks.core.faults import DropConnection, FaultEngine
 from mocks.core.http import json_response, text_response
+from mocks.core.jose import KeySet
 from mocks.core.journal import Journal, make_entry
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,28 @@ class MockService(Protocol):
     def handle(self, request: Request) -> Response: ...
 
     def reset(self) -> None: ...
+
+
+@runtime_checkable
+class AdministeredService(Protocol):
+    """A mock with runtime control under ``/_harness/tenants/<name>/…`` (DESIGN §2).
+
+    ``describe`` is the tenant summary ``GET /_harness/tenants`` lists; ``admin`` answers a
+    request below the service's prefix (``path`` is what follows ``<name>/``).
+    """
+
+    name: str
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def admin(self, request: Request, path: str) -> Response: ...
+
+
+@runtime_checkable
+class KeyedService(Protocol):
+    """A mock whose tenants sign with their own keys: ``/_harness/keys`` rotates them."""
+
+    def keyset(self, host: str) -> KeySet | None: ...
 
 
 class SandboxContext:
@@ -255,115 +278,4 @@ class SandboxServer:
 
     # -- admin API ------------------------------------------------------------------------
     def _admin(self, request: Request) -> Response:
-        name = request.path[len(ADMIN_PREFIX) :].strip("/")
-        if name == "faults" or name.startswith("faults/"):
-            return self._admin_faults(request, name.partition("/")[2])
-        handler = {
-            "health": self._admin_health,
-            "reset": self._admin_reset,
-            "clock": self._admin_clock,
-            "journal": self._admin_journal,
-        }.get(name)
-        if handler is None:
-            return json_response(
-                {"error": "not_found", "error_description": f"no admin endpoint {name!r}"}, 404
-            )
-        return handler(request)
-
-    def _admin_faults(self, request: Request, fault_id: str) -> Response:
-        return _admin_faults_impl(self, request, fault_id)
-
-    def _admin_health(self, request: Request) -> Response:
-        return json_response(
-            {"status": "ok", "hosts": self.hosts, "clock": self.context.clock.now()}
-        )
-
-    def _admin_reset(self, request: Request) -> Response:
-        if request.method != "POST":
-            return _method_not_allowed("POST")
-        self.reset()
-        return json_response({"status": "reset"})
-
-    def _admin_clock(self, request: Request) -> Response:
-        clock = self.context.clock
-        if request.method == "GET":
-            return json_response(clock.snapshot())
-        if request.method != "POST":
-            return _method_not_allowed("GET, POST")
-        params = _admin_params(request)
-        if params is None:
-            return _bad_admin("body must be a JSON object or a form")
-        try:
-            if "advance" in params:
-                clock.advance(float(params["advance"]))
-            elif "set" in params:
-                clock.set(float(params["set"]))
-            else:
-                return _bad_admin("give 'advance' (seconds) or 'set' (epoch seconds)")
-        except (TypeError, ValueError):
-            return _bad_admin("'advance' and 'set' must be numbers")
-        return json_response(clock.snapshot())
-
-    def _admin_journal(self, request: Request) -> Response:
-        if request.method != "GET":
-            return _method_not_allowed("GET")
-        args = request.args
-        try:
-            since = int(args.get("since", "0"))
-        except ValueError:
-            return _bad_admin("'since' must be an integer")
-        entries = self.context.journal.entries(
-            host=args.get("host"),
-            path=args.get("path"),
-            method=args.get("method"),
-            token=args.get("token"),
-            since=since,
-        )
-        return json_response({"entries": [e.to_dict() for e in entries]})
-
-
-def _admin_faults_impl(server: SandboxServer, request: Request, fault_id: str) -> Response:
-    engine = server.context.faults
-    if request.method == "GET" and not fault_id:
-        return json_response({"faults": [f.to_dict() for f in engine.active()]})
-    if request.method == "POST" and not fault_id:
-        params = _admin_params(request) if request.mimetype == "application/json" else None
-        if params is None:
-            return _bad_admin("POST a JSON object describing the fault")
-        try:
-            fault = engine.add(params)
-        except FaultError as exc:
-            return _bad_admin(str(exc))
-        return json_response(fault.to_dict(), 201)
-    if request.method == "DELETE":
-        if not fault_id:
-            engine.clear()
-            return json_response({"status": "cleared"})
-        if engine.remove(fault_id):
-            return json_response({"status": "removed", "id": fault_id})
-        return json_response(
-            {"error": "not_found", "error_description": f"no fault {fault_id!r}"}, 404
-        )
-    return _method_not_allowed("GET, POST, DELETE")
-
-
-def _admin_params(request: Request) -> dict[str, Any] | None:
-    if request.mimetype == "application/json":
-        try:
-            data = json.loads(request.get_data(as_text=True) or "{}")
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-    return dict(request.form.items()) or dict(request.args.items())
-
-
-def _bad_admin(message: str) -> Response:
-    return json_response({"error": "invalid_request", "error_description": message}, 400)
-
-
-def _method_not_allowed(allowed: str) -> Response:
-    return json_response(
-        {"error": "invalid_request", "error_description": f"method not allowed; use {allowed}"},
-        405,
-        {"Allow": allowed},
-    )
+        return handle_admin(self, request, request.path[len(ADMIN_PREFIX) :].strip("/"))
