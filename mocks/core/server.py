@@ -95,8 +95,18 @@ class SandboxContext:
         self.journal = journal or Journal()
         self.faults = FaultEngine()
         self.proxy_url: str | None = None
+        self.scheme = "http"
+        """``https`` once the sandbox serves TLS: every tenant URL (issuers!) follows it."""
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+
+    def url_for(self, host: str) -> str:
+        """The base URL of a tenant host (``http://acme.okta.test``), in the sandbox's scheme.
+
+        Mocks build every absolute URL they publish (issuers, endpoints, JWKS URIs) with this,
+        so switching the sandbox to HTTPS changes them all at once.
+        """
+        return f"{self.scheme}://{host}"
 
     def http(self) -> httpx.Client:
         """A shared client routed through the sandbox (valid once the server has started)."""

@@ -252,7 +252,7 @@ class OktaOrg:
 
     # -- directory ---------------------------------------------------------------------
     def issuer(self, server_id: str = "default") -> str:
-        return f"http://{self.domain}/oauth2/{server_id}"
+        return f"{self.context.url_for(self.domain)}/oauth2/{server_id}"
 
     def server(self, server_id: str) -> AuthorizationServer | None:
         with self._lock:
