@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from werkzeug.wrappers import Request, Response
 
 from mocks.core.clock import Clock
+from mocks.core.http import json_response
 from mocks.core.issuer import JwtIssuer
 from mocks.core.jose import KeySet, fixture_key, generate_key
 from mocks.core.journal import Journal, make_entry
@@ -137,3 +139,105 @@ def test_admin_api_health_clock_journal_reset(server: tuple[SandboxServer, JwtIs
     assert abs(httpx.get(f"{admin}/clock").json()["offset"]) < 1
     assert httpx.get(f"{admin}/nope").status_code == 404
     assert httpx.get(f"{srv.url}/other").status_code == 404
+
+
+def test_admin_keys_list_rotate_remove(server: tuple[SandboxServer, JwtIssuer]) -> None:
+    srv, issuer = server
+    keys_url = f"{srv.url}/_harness/keys"
+    first = issuer.keys.active.kid
+    listed = httpx.get(keys_url, params={"host": "IDP.example.test"}).json()
+    assert listed == {
+        "host": "idp.example.test",
+        "active": first,
+        "keys": [{"kid": first, "alg": "RS256"}],
+    }
+    old_token = issuer.mint({"sub": "x"})
+    rotated = httpx.post(keys_url, json={"host": "idp.example.test", "alg": "ES256"}).json()
+    new = rotated["active"]
+    assert new != first and [k["kid"] for k in rotated["keys"]] == [new, first]
+    with httpx.Client(proxy=srv.url, trust_env=False) as client:
+        published = client.get("http://idp.example.test/keys").json()["keys"]
+    assert [k["kid"] for k in published] == [new, first]
+    assert issuer.keys.verify(old_token)["sub"] == "x"  # the old key stays until removed
+    removed = httpx.post(
+        keys_url, json={"host": "idp.example.test", "action": "remove", "kid": first}
+    )
+    assert removed.status_code == 200 and removed.json()["keys"] == [{"kid": new, "alg": "ES256"}]
+    last = httpx.post(keys_url, json={"host": "idp.example.test", "action": "remove", "kid": new})
+    assert last.status_code == 400
+    assert last.json()["error_description"] == "cannot remove the last key of a key set"
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "status", "description"),
+    [
+        ("GET", None, 400, "give 'host': the tenant host whose keys to show or rotate"),
+        ("POST", {"host": "nowhere.test"}, 404, "no signing keys for host 'nowhere.test'"),
+        (
+            "POST",
+            {"host": "idp.example.test", "action": "shred"},
+            400,
+            "'action' must be 'rotate' or 'remove'",
+        ),
+        (
+            "POST",
+            {"host": "idp.example.test", "alg": "HS256"},
+            400,
+            "'alg' must be one of RS256, ES256",
+        ),
+        (
+            "POST",
+            {"host": "idp.example.test", "action": "remove", "kid": "nope"},
+            400,
+            "'remove' needs the 'kid' of a published key",
+        ),
+        ("DELETE", None, 405, "method not allowed; use GET, POST"),
+    ],
+)
+def test_admin_keys_refusals_change_nothing(
+    server: tuple[SandboxServer, JwtIssuer],
+    method: str,
+    body: dict[str, str] | None,
+    status: int,
+    description: str,
+) -> None:
+    srv, issuer = server
+    before = [k.kid for k in issuer.keys.keys()]
+    params = {"host": "idp.example.test"} if method == "DELETE" else None
+    response = httpx.request(method, f"{srv.url}/_harness/keys", json=body, params=params)
+    assert response.status_code == status
+    assert response.json() == {"error": response.json()["error"], "error_description": description}
+    assert [k.kid for k in issuer.keys.keys()] == before
+
+
+def test_admin_tenants_routes_to_the_service(server: tuple[SandboxServer, JwtIssuer]) -> None:
+    """The dispatch layer only: a service with ``name``/``describe``/``admin`` gets its prefix."""
+
+    class Directory:
+        name = "directory"
+        hosts = ("dir.example.test",)
+
+        def describe(self) -> dict[str, object]:
+            return {"users": ["alice"]}
+
+        def admin(self, request: Request, path: str) -> Response:
+            return json_response({"method": request.method, "path": path})
+
+        def handle(self, request: Request) -> Response:
+            return json_response({})
+
+        def reset(self) -> None:
+            pass
+
+    srv, _ = server
+    srv.add(Directory())
+    tenants = f"{srv.url}/_harness/tenants"
+    assert httpx.get(tenants).json() == {"tenants": {"directory": {"users": ["alice"]}}}
+    assert httpx.delete(f"{tenants}/directory/users/alice").json() == {
+        "method": "DELETE",
+        "path": "users/alice",
+    }
+    missing = httpx.get(f"{tenants}/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error_description"] == "no service 'nope'; known: directory"
+    assert httpx.post(tenants).status_code == 405

@@ -35,6 +35,10 @@ class JwtIssuer:
     def issuer(self) -> str:
         return f"http://{self.host}{self.path}"
 
+    def keyset(self, host: str) -> KeySet | None:
+        """``KeyedService``: ``/_harness/keys`` rotates this issuer's keys."""
+        return self.keys if host == self.host else None
+
     @property
     def jwks_uri(self) -> str:
         return f"{self.issuer}/keys"
