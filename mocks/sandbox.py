@@ -22,8 +22,16 @@ from mocks.okta.responses import OktaService
 class Sandbox:
     """Mock Okta org ``acme.okta.test`` and Databricks workspaces ``dbc-aaa``/``dbc-bbb``."""
 
-    def __init__(self, *, port: int = 0, journal_size: int = 1000, clock: Clock | None = None):
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        journal_size: int = 1000,
+        clock: Clock | None = None,
+        seed: int | None = None,
+    ):
         self.context = SandboxContext(clock or Clock(), Journal(journal_size))
+        self.context.ids.reseed(seed)
         self.server = SandboxServer(self.context, port=port, on_reset=self.seed)
         self.okta = OktaOrg(self.context, domain=d.OKTA_DOMAIN)
         self.databricks = DatabricksAccount(

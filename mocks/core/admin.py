@@ -1,5 +1,5 @@
 """The admin API under ``/_harness/`` (DESIGN §2): health, reset, clock, journal, faults, keys,
-tenants.
+seed, tenants.
 
 It lives on the sandbox server's own address, where it can never collide with a vendor path.
 Brokers and tools in another process use it; the CLI and pytest fixtures call the same Python
@@ -192,6 +192,29 @@ def _keys(server: SandboxServer, request: Request, rest: str) -> Response:
     )
 
 
+def _seed(server: SandboxServer, request: Request, rest: str) -> Response:
+    """``GET`` the seed; ``POST {"seed": n}`` (or ``null``) sets it and resets the sandbox.
+
+    The reset is part of the contract: keys and ids are derived when state is built, so a
+    seed takes effect on a fresh sandbox, and two runs seeded alike see the same tokens.
+    """
+    ids = server.context.ids
+    if request.method == "POST":
+        params = admin_params(request)
+        if params is None or "seed" not in params:
+            return bad_request("give 'seed': a non-negative integer, or null for random")
+        seed = params["seed"]
+        if isinstance(seed, str) and seed.isdigit():
+            seed = int(seed)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            return bad_request("'seed' must be a non-negative integer, or null for random")
+        ids.reseed(seed)
+        server.reset()
+    elif request.method != "GET":
+        return method_not_allowed("GET, POST")
+    return json_response({"seed": ids.seed})
+
+
 def _tenants(server: SandboxServer, request: Request, rest: str) -> Response:
     from mocks.core.server import AdministeredService
 
@@ -214,5 +237,6 @@ _HANDLERS: dict[str, AdminHandler] = {
     "journal": _journal,
     "faults": _faults,
     "keys": _keys,
+    "seed": _seed,
     "tenants": _tenants,
 }

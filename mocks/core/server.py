@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,8 +24,9 @@ from mocks.core.admin import handle_admin
 from mocks.core.clock import Clock
 from mocks.core.faults import DropConnection, FaultEngine
 from mocks.core.http import json_response, text_response
-from mocks.core.jose import KeySet
+from mocks.core.jose import KeySet, SigningKey, fixture_key
 from mocks.core.journal import Journal, make_entry
+from mocks.core.seed import IdSource, seeded_key
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,26 @@ class SandboxContext:
         self.journal = journal or Journal()
         self.faults = FaultEngine()
         self.proxy_url: str | None = None
+        self.ids = IdSource()
+        """Generated ids and opaque secrets: from :mod:`secrets`, or from the seed."""
         self.scheme = "http"
         """``https`` once the sandbox serves TLS: every tenant URL (issuers!) follows it."""
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+
+    @property
+    def seed(self) -> int | None:
+        return self.ids.seed
+
+    def key(self, name: str, alg: str = "RS256") -> SigningKey:
+        """The signing key of tenant ``name``: derived from the seed if one is set.
+
+        Models take their keys here on every reset, so ``POST /_harness/seed`` followed by the
+        reset it triggers gives every tenant its seeded key.
+        """
+        if self.ids.seed is None:
+            return fixture_key(name, alg)
+        return seeded_key(self.ids.seed, name, alg)
 
     def url_for(self, host: str) -> str:
         """The base URL of a tenant host (``http://acme.okta.test``), in the sandbox's scheme.
@@ -206,7 +222,11 @@ class SandboxServer:
         self.context.close()
 
     def reset(self) -> None:
-        """Every mock back to its initial state, journal emptied, clock back to real time."""
+        """Every mock back to its initial state, journal emptied, clock back to real time.
+
+        A seeded id stream restarts too, so a scenario's ids do not depend on what ran before.
+        """
+        self.context.ids.reseed(self.context.ids.seed)
         for service in self.services():
             service.reset()
         self.context.journal.clear()
@@ -250,7 +270,7 @@ class SandboxServer:
             headers=list(request.headers.items()),
             form=dict(form.items()) if form else {},
         )
-        entry.request_id = uuid.uuid4().hex
+        entry.request_id = self.context.ids.token_hex(16)
         journal.record(entry)
         service = self.service_for(host)
         if service is None:

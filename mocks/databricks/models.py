@@ -22,7 +22,7 @@ import httpx
 import jwt
 
 from mocks.core.http import OAuthFailure
-from mocks.core.jose import SUPPORTED_ALGS, KeySet, fixture_key
+from mocks.core.jose import SUPPORTED_ALGS, KeySet
 from mocks.core.server import SandboxContext
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -197,7 +197,7 @@ class DatabricksAccount:
             name=name,
             host=host,
             workspace_id=workspace_id,
-            keys=KeySet([fixture_key(f"databricks:{host}")]),
+            keys=KeySet([self.context.key(f"databricks:{host}")]),
         )
         with self._lock:
             self.workspaces[name.lower()] = workspace

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from mocks.core.http import OAuthFailure
-from mocks.core.jose import KeySet, fixture_key
+from mocks.core.jose import KeySet
 from mocks.core.server import SandboxContext
 
 ACCESS_TOKEN_LIFETIME = 3600
@@ -222,7 +222,7 @@ class OktaOrg:
         * ``auto_approve`` [None]: a login that ``/v1/authorize`` signs in without the form.
         """
         with self._lock:
-            self.keys = KeySet([fixture_key(f"okta:{self.domain}")])
+            self.keys = KeySet([self.context.key(f"okta:{self.domain}")])
             self.servers: dict[str, AuthorizationServer] = {
                 "default": AuthorizationServer("default", "api://default")
             }
