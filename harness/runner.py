@@ -436,6 +436,32 @@ class _Execution:
         except FaultError as exc:
             raise TemplateError(f"fault: {exc}") from exc
 
+    def _step_admin(self, spec: dict[str, Any]) -> None:
+        """Drive the sandbox through its admin API, exactly as a broker's own tests would.
+
+        Scenarios use it for runtime control (deprovision a user, rotate keys, grant or revoke
+        a role); the answer can be saved. An error answer is a scenario-data problem, not a
+        broker failure, so it stops the scenario as an ERROR naming the admin endpoint.
+        """
+        spec = dict(self._render(spec))
+        method = str(spec.get("method", "POST" if "json" in spec else "GET"))
+        path = str(spec["path"]).strip("/")
+        response = httpx.request(
+            method, f"{self.sandbox.admin_url}/{path}", json=spec.get("json"), timeout=10.0
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code >= 400:
+            description = body.get("error_description") if isinstance(body, dict) else None
+            raise TemplateError(
+                f"admin {method} /_harness/{path} answered {response.status_code}: "
+                f"{description or response.text[:200]}"
+            )
+        if spec.get("save"):
+            self.context[str(spec["save"])] = body
+
     def _step_mark(self, name: str) -> None:
         self.marks[name] = self.sandbox.journal.last_seq
 
