@@ -1,4 +1,4 @@
-"""The ``admin`` scenario step: scenarios drive the sandbox through the same admin API as brokers."""
+"""The ``admin`` scenario step: scenarios drive the sandbox through the brokers' admin API."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ requirements: [BR-03]
 steps:
   - admin: {path: clock, json: {advance: 7200}, save: moved}
   - admin: {path: clock, save: now}
-  - expect: {check: ADM-01, title: the clock moved, that: [{left: "${now.offset}", op: ">=", right: 7200}]}
-  - expect: {check: ADM-02, title: POST answer saved, that: [{left: "${moved.offset}", op: ">=", right: 7200}]}
+  - expect: {check: ADM-01, title: the clock moved,
+             that: [{left: "${now.offset}", op: ">=", right: 7200}]}
+  - expect: {check: ADM-02, title: POST answer saved,
+             that: [{left: "${moved.offset}", op: ">=", right: 7200}]}
 """
 
 BROKEN_SCENARIO = """\
