@@ -7,12 +7,15 @@ so scenarios never see each other's state.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import TracebackType
 
 from mocks import defaults as d
 from mocks.core.clock import Clock
 from mocks.core.journal import Journal
 from mocks.core.server import SandboxContext, SandboxServer
+from mocks.core.tls import SandboxCA
 from mocks.databricks.models import DatabricksAccount, Workspace
 from mocks.databricks.responses import DatabricksService
 from mocks.okta.models import OktaOrg
@@ -29,9 +32,18 @@ class Sandbox:
         journal_size: int = 1000,
         clock: Clock | None = None,
         seed: int | None = None,
+        tls: bool = False,
+        ca_dir: str | os.PathLike[str] | None = None,
     ):
+        """``tls=True`` serves every tenant over HTTPS too (issuers become ``https://``).
+
+        The CA goes to ``ca_dir`` (reused if it already holds one) or to a private temporary
+        directory; :attr:`ca_bundle` is its certificate file.
+        """
         self.context = SandboxContext(clock or Clock(), Journal(journal_size))
         self.context.ids.reseed(seed)
+        if tls:
+            self.context.use_tls(SandboxCA(ca_dir))
         self.server = SandboxServer(self.context, port=port, on_reset=self.seed)
         self.okta = OktaOrg(self.context, domain=d.OKTA_DOMAIN)
         self.databricks = DatabricksAccount(
@@ -58,6 +70,11 @@ class Sandbox:
     @property
     def proxy_url(self) -> str:
         return self.server.url
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The sandbox CA certificate (PEM) clients must trust in TLS mode, else None."""
+        return self.context.tls.path if self.context.tls is not None else None
 
     @property
     def admin_url(self) -> str:

@@ -6,6 +6,7 @@ reset before every test, so tests see only the default data and a real-time cloc
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,35 @@ def sandbox(_sandbox_session: Sandbox) -> Sandbox:
     """The running sandbox, reset to its default data."""
     _sandbox_session.reset()
     return _sandbox_session
+
+
+@pytest.fixture(scope="session")
+def _tls_sandbox_session() -> Iterator[Sandbox]:
+    from mocks.sandbox import Sandbox
+
+    sandbox = Sandbox(tls=True).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def tls_sandbox(_tls_sandbox_session: Sandbox) -> Sandbox:
+    """A second running sandbox serving HTTPS (``https://`` issuers), reset to default data.
+
+    Its CA certificate is ``tls_sandbox.ca_bundle``; the plain ``sandbox`` stays plain HTTP.
+    """
+    _tls_sandbox_session.reset()
+    return _tls_sandbox_session
+
+
+@pytest.fixture
+def https(tls_sandbox: Sandbox) -> Iterator[httpx.Client]:
+    """A client reaching the TLS sandbox's hosts through its proxy (CONNECT), trusting its CA."""
+    verify = ssl.create_default_context(cafile=str(tls_sandbox.ca_bundle))
+    with httpx.Client(
+        proxy=tls_sandbox.proxy_url, verify=verify, trust_env=False, follow_redirects=False
+    ) as client:
+        yield client
 
 
 @pytest.fixture

@@ -10,14 +10,17 @@ paths.
 
 from __future__ import annotations
 
+import io
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from mocks.core.admin import handle_admin
@@ -27,15 +30,127 @@ from mocks.core.http import json_response, text_response
 from mocks.core.jose import KeySet, SigningKey, fixture_key
 from mocks.core.journal import Journal, make_entry
 from mocks.core.seed import IdSource, seeded_key
+from mocks.core.tls import SandboxCA
 
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_harness/"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+class _SandboxWSGIServer(ThreadedWSGIServer):
+    """werkzeug's threaded server, knowing its :class:`SandboxServer` (for CONNECT and TLS)."""
+
+    sandbox: SandboxServer
+
+
+class _SocketWriter(io.BufferedIOBase):
+    """``wfile`` over a TLS socket: ``sendall`` so that no response is ever cut short."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._sock.sendall(data)
+        return len(data)
 
 
 class _RequestHandler(WSGIRequestHandler):
-    """werkzeug's handler, closing the connection when a fault dropped it (no keep-alive)."""
+    """werkzeug's handler, plus TLS (CONNECT tunnels, direct TLS) and faults' dropped sockets.
+
+    A ``CONNECT host:port`` to a sandbox host is answered ``200`` and the socket is wrapped in
+    TLS with that host's certificate; the handler then goes on reading HTTP requests from the
+    TLS stream, so they reach the same WSGI app (routing, journal, faults) with ``Host`` set to
+    the CONNECT target whatever the client's ``Host`` header says. In TLS mode a connection
+    whose first byte is a TLS handshake record is TLS straight to the port (loopback
+    certificate, or the SNI-named host's).
+    """
+
+    server: _SandboxWSGIServer
+    tunnel_host: str | None = None
+    tls_socket: ssl.SSLSocket | None = None
+
+    def handle(self) -> None:
+        try:
+            if self.server.sandbox.context.tls is not None and self._starts_with_tls():
+                if not self._wrap(self.server.sandbox.direct_tls_context()):
+                    return
+            super().handle()
+        except (ssl.SSLError, ssl.CertificateError) as exc:  # werkzeug re-raises these
+            log.debug("TLS error from %s: %s", self.client_address, exc)
+            self.close_connection = True
+
+    def _starts_with_tls(self) -> bool:
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b"\x16"
+        except OSError:
+            return False
+
+    def _wrap(self, context: ssl.SSLContext) -> bool:
+        """Swap the plain socket for a TLS one; False (connection closed) if the handshake fails."""
+        raw = self.connection
+        raw.settimeout(TLS_HANDSHAKE_TIMEOUT)  # a silent client must not hold a thread forever
+        try:
+            tls = context.wrap_socket(raw, server_side=True)
+            tls.settimeout(None)
+        except (OSError, ValueError) as exc:
+            log.debug("TLS handshake with %s failed: %s", self.client_address, exc)
+            self.close_connection = True
+            raw.close()
+            return False
+        self.tls_socket = tls
+        self.connection = self.request = tls
+        self.rfile = tls.makefile("rb")  # buffered, as StreamRequestHandler makes it
+        self.wfile = _SocketWriter(tls)
+        return True
+
+    def do_CONNECT(self) -> None:
+        sandbox = self.server.sandbox
+        authority = self.path.lower()
+        host, _, port = authority.rpartition(":")
+        refusal = sandbox.connect_refusal(host, port, tunnelled=self.tunnel_host is not None)
+        if refusal is not None:
+            status, body = refusal
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            return
+        tls = sandbox.context.tls
+        assert tls is not None  # connect_refusal refuses when TLS is off
+        self.send_response(200, "Connection Established")
+        self.end_headers()
+        self.wfile.flush()
+        if self._wrap(tls.context_for(host)):
+            self.tunnel_host = host if port == "443" else authority
+            self.close_connection = False  # the outer loop reads the tunnelled requests
+
+    def make_environ(self) -> Any:
+        environ = super().make_environ()
+        if self.tls_socket is not None:
+            environ["wsgi.url_scheme"] = "https"
+        if self.tunnel_host is not None:
+            environ["HTTP_HOST"] = self.tunnel_host
+        return environ
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.tls_socket is not None:
+                # socketserver shuts down the original socket, which wrap_socket detached.
+                try:
+                    self.tls_socket.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                self.tls_socket.close()
 
     def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
         self.close_connection = True
@@ -99,6 +214,8 @@ class SandboxContext:
         """Generated ids and opaque secrets: from :mod:`secrets`, or from the seed."""
         self.scheme = "http"
         """``https`` once the sandbox serves TLS: every tenant URL (issuers!) follows it."""
+        self.tls: SandboxCA | None = None
+        """The sandbox CA when tenant hosts are served over TLS (see :meth:`use_tls`)."""
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -116,6 +233,11 @@ class SandboxContext:
             return fixture_key(name, alg)
         return seeded_key(self.ids.seed, name, alg)
 
+    def use_tls(self, ca: SandboxCA) -> None:
+        """Serve tenant hosts over TLS with ``ca``: call before mocks build their URLs."""
+        self.tls = ca
+        self.scheme = "https"
+
     def url_for(self, host: str) -> str:
         """The base URL of a tenant host (``http://acme.okta.test``), in the sandbox's scheme.
 
@@ -130,7 +252,13 @@ class SandboxContext:
             if self._client is None:
                 if self.proxy_url is None:
                     raise RuntimeError("the sandbox server has not started yet")
-                self._client = httpx.Client(proxy=self.proxy_url, timeout=10.0, trust_env=False)
+                # In TLS mode the mocks trust the sandbox CA, and only it, as clients would.
+                verify: ssl.SSLContext | bool = True
+                if self.tls is not None:
+                    verify = self.tls.client_context()
+                self._client = httpx.Client(
+                    proxy=self.proxy_url, timeout=10.0, trust_env=False, verify=verify
+                )
             return self._client
 
     def close(self) -> None:
@@ -164,7 +292,7 @@ class SandboxServer:
         self.bind_port = port
         self.on_reset = on_reset
         self._services: list[MockService] = []
-        self._server: BaseWSGIServer | None = None
+        self._server: _SandboxWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- registry ------------------------------------------------------------------------
@@ -198,14 +326,11 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server(
-            self.bind_host,
-            self.bind_port,
-            self.wsgi_app,
-            threaded=True,
-            request_handler=_RequestHandler,
+        self._server = _SandboxWSGIServer(
+            self.bind_host, self.bind_port, self.wsgi_app, handler=_RequestHandler
         )
-        self._server.daemon_threads = True  # type: ignore[attr-defined]
+        self._server.sandbox = self
+        self._server.daemon_threads = True
         self.context.proxy_url = self.url
         # A short poll interval makes stop() quick (the default 0.5 s adds up across tests).
         self._thread = threading.Thread(
@@ -234,6 +359,52 @@ class SandboxServer:
         self.context.clock.reset()
         if self.on_reset is not None:
             self.on_reset()
+
+    # -- TLS -----------------------------------------------------------------------------
+    def connect_refusal(self, host: str, port: str, *, tunnelled: bool) -> tuple[int, bytes] | None:
+        """Why a ``CONNECT`` must be refused (status, body), or None to open the tunnel.
+
+        An unknown host gets the plain path's 502 (and a journal entry, as there), so a client
+        sees the same answer whichever scheme it uses.
+        """
+        if tunnelled:
+            return 400, b"400 Bad Request: CONNECT inside a CONNECT tunnel\n"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return 400, b"400 Bad Request: CONNECT needs a host:port target\n"
+        if self.context.tls is None:
+            return 501, (
+                b"501 Not Implemented: this sandbox serves plain HTTP only; start it with "
+                b"TLS (Sandbox(tls=True), mcp-harness serve --tls) to use https:// URLs\n"
+            )
+        if self.service_for(host) is None:
+            journal = self.context.journal
+            entry = make_entry(
+                seq=journal.next_seq(),
+                time=self.context.clock.now(),
+                method="CONNECT",
+                host=host,
+                path="",
+                query={},
+                headers=[],
+                form={},
+            )
+            entry.request_id = self.context.ids.token_hex(16)
+            journal.record(entry)
+            body = self._unknown_host(host).encode()
+            journal.complete(entry, 502, body)
+            return 502, body
+        return None
+
+    def direct_tls_context(self) -> ssl.SSLContext:
+        """The context for TLS straight to the port: SNI picks any current sandbox host."""
+        assert self.context.tls is not None
+        return self.context.tls.direct_context(lambda name: self.service_for(name) is not None)
+
+    def _unknown_host(self, host: str) -> str:
+        return (
+            f"502 Bad Gateway: sandbox host {host!r} does not exist (no mock tenant serves "
+            f"it; known hosts: {', '.join(self.hosts)})\n"
+        )
 
     # -- WSGI --------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -274,11 +445,7 @@ class SandboxServer:
         journal.record(entry)
         service = self.service_for(host)
         if service is None:
-            response = text_response(
-                f"502 Bad Gateway: sandbox host {host!r} does not exist (no mock tenant serves "
-                f"it; known hosts: {', '.join(self.hosts)})\n",
-                502,
-            )
+            response = text_response(self._unknown_host(host), 502)
         else:
             try:
                 response = self.context.faults.apply(
