@@ -78,6 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--env-file", type=Path, help="write HARNESS_* KEY=value lines here once ready"
     )
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the sandbox hosts over HTTPS too (CONNECT through the proxy; https:// "
+        "issuers; the CA file is HARNESS_CA_BUNDLE)",
+    )
+    serve.add_argument(
+        "--ca-dir",
+        type=Path,
+        help="with --tls: keep the sandbox CA here and reuse it on later runs "
+        "(default: a temporary directory removed on exit)",
+    )
 
     lst = sub.add_parser("list", help="list scenarios and reference broker variants")
     lst.add_argument("paths", nargs="*", type=Path)
@@ -194,10 +206,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mocks import defaults
     from mocks.sandbox import Sandbox
 
+    if args.ca_dir is not None and not args.tls:
+        raise UsageError("--ca-dir needs --tls")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    sandbox = Sandbox(port=args.port).start()
+    sandbox = Sandbox(port=args.port, tls=args.tls, ca_dir=args.ca_dir).start()
     try:
         target = ReferenceTarget(sandbox, port=args.broker_port)
         try:
@@ -218,8 +232,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 ),
                 "HARNESS_BROKER": target.url,
             }
+            if sandbox.ca_bundle is not None:
+                values["HARNESS_CA_BUNDLE"] = str(sandbox.ca_bundle)
             print(f"mcp-harness {harness.__version__}: sandbox and reference broker are up")
             print(f"  sandbox (HTTP proxy)   {sandbox.proxy_url}")
+            if sandbox.ca_bundle is not None:
+                print("  HTTPS                  CONNECT through the proxy, trusting the CA bundle")
+                print(f"  CA bundle              {sandbox.ca_bundle}")
             print(f"  admin API              {sandbox.admin_url}/")
             print(f"  Okta issuer            {sandbox.okta_issuer}")
             for name in defaults.WORKSPACES:

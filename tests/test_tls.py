@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import ssl
 import stat
@@ -378,3 +379,51 @@ def test_okta_jwt_verifier_async_in_a_fresh_process(
     assert done.stdout == "verified\n"
     [keys] = tls_sandbox.journal.entries(host=OKTA, path="/oauth2/default/v1/keys")
     assert keys.status == 200
+
+
+# -- mcp-harness serve --tls ------------------------------------------------------------------
+def test_serve_tls_writes_the_ca_bundle_to_the_env_file(tmp_path: Path) -> None:
+    env_file, ca_dir = tmp_path / "harness.env", tmp_path / "ca"
+    command = [sys.executable, "-m", "harness.cli", "serve", "--tls", "--ca-dir", str(ca_dir)]
+    process = subprocess.Popen(
+        [*command, "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:  # the env file is written before "Press Ctrl+C"
+            lines.append(line)
+            if line.startswith("Press Ctrl+C"):
+                break
+        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        assert values["HARNESS_CA_BUNDLE"] == str(ca_dir / "ca.pem")
+        assert values["HARNESS_OKTA_ISSUER"] == ISSUER
+        ca = x509.load_pem_x509_certificate(Path(values["HARNESS_CA_BUNDLE"]).read_bytes())
+        assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        printed = "".join(lines)
+        assert f"  CA bundle              {ca_dir / 'ca.pem'}\n" in printed
+        assert f"  Okta issuer            {ISSUER}\n" in printed
+        verify = ssl.create_default_context(cafile=values["HARNESS_CA_BUNDLE"])
+        with httpx.Client(proxy=values["HARNESS_PROXY"], verify=verify, trust_env=False) as client:
+            doc = client.get(values["HARNESS_OKTA_ISSUER"] + "/.well-known/openid-configuration")
+        assert doc.status_code == 200 and doc.json()["issuer"] == ISSUER
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert process.returncode == 0
+    assert "Traceback" not in (process.stderr.read() if process.stderr else "")
+    assert (ca_dir / "ca.pem").exists()  # kept for the next run's truststore
+
+
+def test_serve_ca_dir_needs_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["serve", "--ca-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "mcp-harness: --ca-dir needs --tls\n"
