@@ -247,12 +247,26 @@ def test_discovery_documents(http: httpx.Client, kind: str) -> None:
     assert doc["jwks_uri"] == f"{ISSUER}/v1/keys"
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["response_types_supported"] == ["code"]
-    assert doc["grant_types_supported"] == ["authorization_code", "refresh_token"]
+    assert doc["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ]
+    assert doc["authorization_grant_profiles_supported"] == [
+        "urn:ietf:params:oauth:grant-profile:id-jag"
+    ]
     assert doc["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
         "none",
     ]
+    assert doc["introspection_endpoint"] == f"{ISSUER}/v1/introspect"
+    assert doc["revocation_endpoint"] == f"{ISSUER}/v1/revoke"
+    assert doc["end_session_endpoint"] == f"{ISSUER}/v1/logout"
     assert {"openid", "profile", "email", "offline_access"} <= set(doc["scopes_supported"])
     assert {"sub", "uid", "cid", "scp", "email", "nonce"} <= set(doc["claims_supported"])
     assert "registration_endpoint" not in doc  # not implemented, so not advertised

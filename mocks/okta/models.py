@@ -10,6 +10,12 @@ Only hashes of codes and refresh tokens are kept (a journal dump of the model ne
 usable credential), and expired records are swept as new ones arrive, so memory stays flat
 under load. Every mutation happens under one lock: the sandbox server is threaded.
 
+The org has two kinds of authorization server (§C.1): the **org AS** (issuer
+``https://{domain}``, endpoints under ``/oauth2/v1/``; stored under the id :data:`ORG_AS`, the
+empty string, which no URL segment can spell) and **custom ASes** (issuer
+``https://{domain}/oauth2/{id}``, ``default`` built in). As in Okta, every authorization
+server signs with its own keys, so a token of one never verifies against another's JWKS.
+
 Behaviour the research could not pin down is a plain attribute with the documented default
 (see :meth:`OktaOrg.reset` for the list), so a scenario can flip it without a code change.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import threading
 from collections.abc import Iterable
@@ -28,7 +35,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from mocks.core.http import OAuthFailure
-from mocks.core.jose import KeySet
+from mocks.core.jose import KeySet, fixture_key
 from mocks.core.server import SandboxContext
 
 ACCESS_TOKEN_LIFETIME = 3600
@@ -47,6 +54,44 @@ SWEEP_INTERVAL = 60.0
 """Clock seconds between sweeps of expired records."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
+ORG_AS = ""
+"""Key of the org authorization server in :attr:`OktaOrg.servers` (no path segment is empty)."""
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+ID_JAG_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
+OIDC_SCOPES = ("openid", "profile", "email", "address", "phone", "offline_access", "device_sso")
+"""Okta's reserved OIDC scopes: every authorization server has them."""
+CUSTOM_AS_GRANTS = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    TOKEN_EXCHANGE,
+    JWT_BEARER,
+)
+"""What a custom AS's access policy allows unless configured otherwise (all we implement)."""
+ORG_AS_GRANTS = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
+"""The org AS: token exchange only for ID-JAG (§C.8); no jwt-bearer redemption."""
+ORG_AS_SCOPES = (
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+    "groups",
+    "okta.users.read",
+    "okta.groups.read",
+)
+CLIENT_AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+)
+
 RotationType = Literal["ROTATE", "STATIC"]
 
 OktaError = OAuthFailure
@@ -54,6 +99,14 @@ OktaError = OAuthFailure
 
 INVALID_CODE = "The authorization code is invalid or has expired."
 INVALID_REFRESH = "The refresh token is invalid or expired."
+INVALID_SCOPE = (
+    "The requested scope is invalid, unknown, malformed, or exceeds the scope granted by the "
+    "resource owner."
+)
+NO_DEFAULT_SCOPES = (
+    "The authorization server resource does not have any configured default scopes, 'scope' "
+    "must be provided."
+)
 
 
 @dataclass
@@ -68,10 +121,42 @@ class OktaUser:
     family_name: str = ""
     groups: tuple[str, ...] = ()
     active: bool = True
+    locale: str = "en_US"
+    zoneinfo: str = "America/Los_Angeles"
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Custom profile attributes (``department``, ``employeeNumber``…) that claim rules map."""
 
     @property
     def name(self) -> str:
         return " ".join(p for p in (self.given_name, self.family_name) if p) or self.login
+
+    def attribute(self, name: str) -> Any:
+        """A profile attribute as Okta's expression ``user.<name>`` reads it (``None`` if unset)."""
+        builtin = {
+            "login": self.login,
+            "email": self.email,
+            "firstName": self.given_name,
+            "lastName": self.family_name,
+            "id": self.id,
+            "locale": self.locale,
+            "zoneinfo": self.zoneinfo,
+        }
+        return self.attributes[name] if name in self.attributes else builtin.get(name)
+
+    def public(self) -> dict[str, Any]:
+        """The user as the admin API shows it: everything but the password."""
+        return {
+            "id": self.id,
+            "login": self.login,
+            "email": self.email,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "groups": list(self.groups),
+            "active": self.active,
+            "locale": self.locale,
+            "zoneinfo": self.zoneinfo,
+            "attributes": dict(self.attributes),
+        }
 
     def profile_claims(self) -> dict[str, Any]:
         """The ``profile`` scope's claims as userinfo returns them (the full set)."""
@@ -80,8 +165,8 @@ class OktaUser:
             "preferred_username": self.login,
             "given_name": self.given_name,
             "family_name": self.family_name,
-            "locale": "en_US",
-            "zoneinfo": "America/Los_Angeles",
+            "locale": self.locale,
+            "zoneinfo": self.zoneinfo,
         }
 
 
@@ -96,10 +181,27 @@ class OktaClient:
     grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
     response_types: list[str] = field(default_factory=lambda: ["code"])
     loopback_any_port: bool = True
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    jwks: dict[str, Any] | None = None
+    """``private_key_jwt``: the client's public keys (a JWK Set); or they live at ``jwks_uri``."""
+    jwks_uri: str | None = None
 
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+    def public(self) -> dict[str, Any]:
+        """The app as the admin API shows it: never the secret."""
+        return {
+            "client_id": self.client_id,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "grant_types": list(self.grant_types),
+            "response_types": list(self.response_types),
+            "jwks": self.jwks,
+            "jwks_uri": self.jwks_uri,
+        }
 
     def redirect_uri_allowed(self, uri: str) -> bool:
         """Exact string match, except that loopback URIs match with any port (RFC 8252 §7.3).
@@ -167,17 +269,72 @@ class RefreshToken:
     """Idle expiry: each rotation starts a new window, capped by ``family_expires_at``."""
     family_expires_at: float | None = None
     rotated_at: float | None = None
+    issued_at: float = 0.0
+
+
+@dataclass
+class ClaimRule:
+    """A claim an authorization server adds to its tokens, as Okta's claim configuration does.
+
+    ``value`` is ``"groups"`` (the user's groups whose name fully matches ``group_filter``,
+    Okta's "Groups" value type with a regex filter) or ``"user.<attribute>"`` (a profile
+    attribute). ``tokens`` says which tokens carry it (``id_token``, ``access_token``);
+    ``scopes`` restricts it to requests with one of those scopes (empty: always). Claims of
+    ID tokens are also returned by userinfo.
+    """
+
+    name: str
+    value: str
+    tokens: tuple[str, ...] = ("id_token",)
+    scopes: tuple[str, ...] = ()
+    group_filter: str = ".*"
+
+    def evaluate(self, user: OktaUser) -> Any:
+        if self.value == "groups":
+            pattern = re.compile(self.group_filter)
+            return [g for g in user.groups if pattern.fullmatch(g)]
+        return user.attribute(self.value.removeprefix("user."))
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "tokens": list(self.tokens),
+            "scopes": list(self.scopes),
+            "group_filter": self.group_filter,
+        }
+
+
+def default_claim_rules() -> list[ClaimRule]:
+    """Our default groups claim: ``groups`` in the ID token when the ``groups`` scope is asked."""
+    return [ClaimRule("groups", "groups", ("id_token",), ("groups",))]
 
 
 @dataclass
 class AuthorizationServer:
-    """A custom authorization server: its id, ``aud`` for access tokens and its scopes."""
+    """An authorization server: its id (:data:`ORG_AS` for the org's), ``aud``, scopes, keys.
+
+    ``grant_types`` is what its access policy allows (a grant outside it is
+    ``unsupported_grant_type``, and discovery lists only these); ``trusted_servers`` are the
+    ids of the other servers of this org whose access tokens it accepts as an OBO
+    ``subject_token`` (Okta's "Trusted servers", §C.7); ``default_scopes`` serve requests that
+    name none (client credentials, token exchange).
+    """
 
     id: str
     audience: str
+    keys: KeySet
     scopes: list[str] = field(
         default_factory=lambda: ["openid", "profile", "email", "groups", "offline_access"]
     )
+    grant_types: list[str] = field(default_factory=lambda: list(CUSTOM_AS_GRANTS))
+    default_scopes: list[str] = field(default_factory=list)
+    trusted_servers: list[str] = field(default_factory=list)
+    claims: list[ClaimRule] = field(default_factory=default_claim_rules)
+
+    @property
+    def is_org(self) -> bool:
+        return self.id == ORG_AS
 
 
 def _hash(value: str) -> str:
@@ -219,12 +376,27 @@ class OktaOrg:
           credentials." (§C.2 says 401; third-party reports only show ``invalid_request``);
         * ``require_state`` [False]: Okta's old reference marked ``state`` required, the
           current one optional;
-        * ``auto_approve`` [None]: a login that ``/v1/authorize`` signs in without the form.
+        * ``auto_approve`` [None]: a login that ``/v1/authorize`` signs in without the form
+          (the mock's stand-in for an Okta session; ``/v1/logout`` ends it);
+        * ``require_assertion_jti`` [False]: Okta documents ``jti`` of a client assertion as
+          optional but single use when present;
+        * ``id_jag_lifetime`` [300], ``id_jag_token_type`` ["N_A"] (Okta's pages show both
+          ``N_A`` and ``Bearer``), ``id_jag_client_id_claim`` [True] (implied by Okta's error
+          catalogue, absent from its examples), ``id_jag_audiences`` [[]]: issuers of
+          resource authorization servers outside this org that ID-JAGs may be issued for.
         """
         with self._lock:
-            self.keys = KeySet([self.context.key(f"okta:{self.domain}")])
             self.servers: dict[str, AuthorizationServer] = {
-                "default": AuthorizationServer("default", "api://default")
+                ORG_AS: AuthorizationServer(
+                    ORG_AS,
+                    "",
+                    KeySet([fixture_key(f"okta:{self.domain}#org")]),
+                    scopes=list(ORG_AS_SCOPES),
+                    grant_types=list(ORG_AS_GRANTS),
+                ),
+                "default": AuthorizationServer(
+                    "default", "api://default", KeySet([fixture_key(f"okta:{self.domain}")])
+                ),
             }
             self.users: dict[str, OktaUser] = {}
             self.clients: dict[str, OktaClient] = {}
@@ -234,6 +406,8 @@ class OktaOrg:
             self.revoked_families: set[str] = set()
             self.access_tokens: dict[str, tuple[str | None, float]] = {}
             """Access-token ``jti`` -> (family, exp): lets a family revocation kill them."""
+            self.used_jtis: dict[str, float] = {}
+            """Single-use ``jti``s (client assertions, ID-JAGs) -> when they may be forgotten."""
             self.auto_approve: str | None = None
             self.access_token_lifetime = ACCESS_TOKEN_LIFETIME
             self.id_token_lifetime = ID_TOKEN_LIFETIME
@@ -245,30 +419,93 @@ class OktaOrg:
             self.revoke_tokens_on_code_reuse = True
             self.multiple_credentials_status = 401
             self.require_state = False
+            self.require_assertion_jti = False
+            self.id_jag_lifetime = 300
+            self.id_jag_token_type = "N_A"
+            self.id_jag_client_id_claim = True
+            self.id_jag_audiences: list[str] = []
             self._last_sweep = self.now()
 
     def now(self) -> float:
         return self.context.clock.now()
 
-    # -- directory ---------------------------------------------------------------------
+    # -- authorization servers ---------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http(s)://{domain}``: the org AS's issuer and the base of every URL."""
+        return self.context.url_for(self.domain)
+
+    @property
+    def keys(self) -> KeySet:
+        """The ``default`` custom AS's keys: what brokers verify and ``/_harness/keys`` rotates."""
+        return self.servers["default"].keys
+
     def issuer(self, server_id: str = "default") -> str:
-        return f"{self.context.url_for(self.domain)}/oauth2/{server_id}"
+        if server_id == ORG_AS:
+            return self.base_url
+        return f"{self.base_url}/oauth2/{server_id}"
+
+    def endpoint(self, server_id: str, name: str) -> str:
+        """``/oauth2/v1/<name>`` for the org AS, ``/oauth2/<id>/v1/<name>`` for a custom AS."""
+        if server_id == ORG_AS:
+            return f"{self.base_url}/oauth2/v1/{name}"
+        return f"{self.issuer(server_id)}/v1/{name}"
+
+    def audience(self, server_id: str) -> str:
+        """``aud`` of the server's access tokens; the org AS's is the org URL."""
+        if server_id == ORG_AS:
+            return self.base_url
+        return self.servers[server_id].audience
 
     def server(self, server_id: str) -> AuthorizationServer | None:
         with self._lock:
             return self.servers.get(server_id)
 
+    def server_by_issuer(self, issuer: object) -> AuthorizationServer | None:
+        with self._lock:
+            return next((s for s in self.servers.values() if self.issuer(s.id) == issuer), None)
+
     def add_server(
-        self, server_id: str, *, audience: str, scopes: Iterable[str] | None = None
+        self,
+        server_id: str,
+        *,
+        audience: str,
+        scopes: Iterable[str] | None = None,
+        grant_types: Iterable[str] | None = None,
+        default_scopes: Iterable[str] = (),
+        trusted_servers: Iterable[str] = (),
+        claims: Iterable[ClaimRule] | None = None,
     ) -> AuthorizationServer:
-        """Another custom authorization server (its own issuer, same org keys)."""
-        server = AuthorizationServer(server_id, audience)
+        """A custom authorization server with its own issuer and keys (or replace one by id).
+
+        It always has Okta's reserved OIDC scopes; ``scopes`` adds custom ones.
+        """
+        if server_id == ORG_AS or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", server_id):
+            raise ValueError("an authorization server id is 1-64 letters, digits, '-' or '_'")
+        name = (
+            f"okta:{self.domain}" if server_id == "default" else f"okta:{self.domain}/{server_id}"
+        )
+        server = AuthorizationServer(server_id, audience, KeySet([fixture_key(name)]))
         if scopes is not None:
-            server.scopes = list(dict.fromkeys(["openid", *scopes]))
+            server.scopes = list(dict.fromkeys([*OIDC_SCOPES, *scopes]))
+        if grant_types is not None:
+            server.grant_types = list(dict.fromkeys(grant_types))
+        server.default_scopes = list(default_scopes)
+        server.trusted_servers = list(trusted_servers)
+        if claims is not None:
+            server.claims = list(claims)
         with self._lock:
             self.servers[server_id] = server
         return server
 
+    def remove_server(self, server_id: str) -> bool:
+        """Delete a custom AS (not ``default``, not the org AS); its tokens stop verifying."""
+        if server_id in (ORG_AS, "default"):
+            raise ValueError("the org and 'default' authorization servers cannot be deleted")
+        with self._lock:
+            return self.servers.pop(server_id, None) is not None
+
+    # -- directory ---------------------------------------------------------------------
     def add_user(
         self,
         login: str,
@@ -279,6 +516,9 @@ class OktaOrg:
         family_name: str = "",
         email: str | None = None,
         groups: Iterable[str] = (),
+        locale: str = "en_US",
+        zoneinfo: str = "America/Los_Angeles",
+        attributes: dict[str, Any] | None = None,
     ) -> OktaUser:
         """Create (or replace, by login) a user; ids look like Okta's: ``00u`` + 17 chars."""
         user = OktaUser(
@@ -289,6 +529,9 @@ class OktaOrg:
             given_name=given_name,
             family_name=family_name,
             groups=tuple(groups),
+            locale=locale,
+            zoneinfo=zoneinfo,
+            attributes=dict(attributes or {}),
         )
         with self._lock:
             existing = self.user_by_login(login)
@@ -306,13 +549,39 @@ class OktaOrg:
         with self._lock:
             return self.users.get(user_id)
 
-    def deactivate_user(self, login: str) -> None:
-        """Deprovision: the user can no longer sign in, refresh, or use userinfo."""
+    def deactivate_user(self, login: str) -> bool:
+        """Deprovision: the user can no longer sign in, refresh, exchange or use any token.
+
+        Refresh-token families are revoked; every access token names an inactive user, which
+        userinfo, introspection and token exchange all check.
+        """
+        with self._lock:
+            user = self.user_by_login(login)
+            if user is None:
+                return False
+            user.active = False
+            self.revoke_refresh_tokens(login)
+            if self.auto_approve and self.auto_approve.lower() == login.lower():
+                self.auto_approve = None
+            return True
+
+    def activate_user(self, login: str) -> bool:
+        """Reactivate a deprovisioned user (revoked tokens stay revoked)."""
         with self._lock:
             user = self.user_by_login(login)
             if user is not None:
-                user.active = False
-                self.revoke_refresh_tokens(login)
+                user.active = True
+            return user is not None
+
+    def delete_user(self, login: str) -> bool:
+        """Remove a user: as deactivation, and the id no longer resolves at all."""
+        with self._lock:
+            user = self.user_by_login(login)
+            if user is None:
+                return False
+            self.deactivate_user(login)
+            del self.users[user.id]
+            return True
 
     def add_client(
         self,
@@ -323,19 +592,45 @@ class OktaOrg:
         token_endpoint_auth_method: str = "client_secret_basic",
         grant_types: Iterable[str] = ("authorization_code", "refresh_token"),
         response_types: Iterable[str] = ("code",),
+        post_logout_redirect_uris: Iterable[str] = (),
+        jwks: dict[str, Any] | None = None,
+        jwks_uri: str | None = None,
     ) -> OktaClient:
-        """Register an app. ``none`` makes a public client (PKCE required, no secret)."""
-        if token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post", "none"):
-            raise ValueError(f"unsupported token_endpoint_auth_method {token_endpoint_auth_method}")
-        if token_endpoint_auth_method != "none" and not client_secret:
-            raise ValueError("a confidential client needs a client_secret")
+        """Register an app. ``none`` makes a public client (PKCE required, no secret).
+
+        ``client_secret_jwt`` signs assertions with the secret (HS256/384/512);
+        ``private_key_jwt`` with a key from ``jwks`` or ``jwks_uri`` and needs no secret.
+        """
+        method = token_endpoint_auth_method
+        if method not in CLIENT_AUTH_METHODS:
+            raise ValueError(
+                f"token_endpoint_auth_method must be one of {', '.join(CLIENT_AUTH_METHODS)}"
+            )
+        if method in ("client_secret_basic", "client_secret_post", "client_secret_jwt") and (
+            not client_secret
+        ):
+            raise ValueError(f"a {method} client needs a client_secret")
+        if method == "private_key_jwt":
+            if (jwks is None) == (jwks_uri is None):
+                raise ValueError("a private_key_jwt client needs exactly one of jwks, jwks_uri")
+            if jwks is not None:
+                try:
+                    jwt.PyJWKSet.from_dict(jwks)
+                except (jwt.PyJWKError, jwt.PyJWKSetError, TypeError, AttributeError) as exc:
+                    raise ValueError(f"jwks is not a usable JWK Set: {exc}") from None
+        grants = list(grant_types)
+        if method == "none" and {"client_credentials", TOKEN_EXCHANGE} & set(grants):
+            raise ValueError("a public client cannot use client_credentials or token exchange")
         client = OktaClient(
             client_id=client_id,
-            client_secret=client_secret if token_endpoint_auth_method != "none" else None,
+            client_secret=client_secret if method not in ("none", "private_key_jwt") else None,
             redirect_uris=list(redirect_uris),
-            token_endpoint_auth_method=token_endpoint_auth_method,
-            grant_types=list(grant_types),
+            token_endpoint_auth_method=method,
+            grant_types=grants,
             response_types=list(response_types),
+            post_logout_redirect_uris=list(post_logout_redirect_uris),
+            jwks=jwks,
+            jwks_uri=jwks_uri,
         )
         with self._lock:
             self.clients[client_id] = client
@@ -344,6 +639,19 @@ class OktaOrg:
     def client(self, client_id: str) -> OktaClient | None:
         with self._lock:
             return self.clients.get(client_id)
+
+    def remove_client(self, client_id: str) -> bool:
+        with self._lock:
+            return self.clients.pop(client_id, None) is not None
+
+    def use_jti(self, jti: str, until: float) -> bool:
+        """Record a single-use ``jti``; ``False`` if it was seen before (a replay)."""
+        with self._lock:
+            self._sweep()
+            if jti in self.used_jtis:
+                return False
+            self.used_jtis[jti] = until
+            return True
 
     def revoke_refresh_tokens(self, login: str) -> int:
         """Revoke every token family of a user; returns how many families were revoked.
@@ -583,7 +891,15 @@ class OktaOrg:
         self._sweep()
         value = secrets.token_urlsafe(32)
         self.refresh_tokens[_hash(value)] = RefreshToken(
-            family, client_id, user_id, list(scopes), server_id, auth_time, expires_at, cap
+            family,
+            client_id,
+            user_id,
+            list(scopes),
+            server_id,
+            auth_time,
+            expires_at,
+            cap,
+            issued_at=now,
         )
         return value
 
@@ -592,6 +908,25 @@ class OktaOrg:
         with self._lock:
             entry = self.access_tokens.get(jti)
             return entry is not None and (entry[0] is None or entry[0] not in self.revoked_families)
+
+    def family_of(self, jti: str) -> str | None:
+        """The refresh-token family an access token belongs to (``None``: none, or unknown)."""
+        with self._lock:
+            entry = self.access_tokens.get(jti)
+            return entry[0] if entry is not None else None
+
+    def claim_values(
+        self, server_id: str, user: OktaUser, scopes: Iterable[str], token: str
+    ) -> dict[str, Any]:
+        """The server's configured claims (:class:`ClaimRule`) for one token kind and scopes."""
+        wanted = set(scopes)
+        values: dict[str, Any] = {}
+        for rule in self.servers[server_id].claims:
+            if token in rule.tokens and (not rule.scopes or wanted & set(rule.scopes)):
+                value = rule.evaluate(user)
+                if value is not None:
+                    values[rule.name] = value
+        return values
 
     def mint_id_token(
         self,
@@ -605,7 +940,7 @@ class OktaOrg:
         server_id: str = "default",
         auth_time: float | None = None,
     ) -> str:
-        """An ID token as Okta's custom AS issues it: ``sub`` is the user id (``00u…``)."""
+        """An ID token as Okta issues it: ``sub`` is the user id (``00u…``), ``aud`` the client."""
         user = self._user(login)
         scopes = list(scopes)
         now = int(self.now())
@@ -628,10 +963,9 @@ class OktaOrg:
         if "profile" in scopes:
             # Thin profile in the ID token when an access token exists; userinfo has the rest.
             claims.update(name=user.name, preferred_username=user.login)
-        if "groups" in scopes:
-            claims["groups"] = list(user.groups)
+        claims.update(self.claim_values(server_id, user, scopes, "id_token"))
         claims.update(extra_claims or {})
-        return self.keys.sign(claims)
+        return self.servers[server_id].keys.sign(claims)
 
     def mint_access_token(
         self,
@@ -648,29 +982,49 @@ class OktaOrg:
 
         Every access token is registered by ``jti`` so that userinfo accepts only tokens
         this org issued since its last reset; one minted here directly belongs to no
-        refresh-token family, so only its expiry ends it.
+        refresh-token family, so only its expiry (or deprovisioning) ends it.
         """
         user = self._user(login)
+        scopes = list(scopes)
         now = int(self.now())
-        server = self.servers[server_id]
-        jti = "AT." + secrets.token_urlsafe(32)
-        exp = now + (self.access_token_lifetime if lifetime is None else lifetime)
-        claims = {
+        claims: dict[str, Any] = {
             "ver": 1,
-            "jti": jti,
+            "jti": "AT." + secrets.token_urlsafe(32),
             "iss": self.issuer(server_id),
-            "aud": server.audience,
+            "aud": self.audience(server_id),
             "iat": now,
-            "exp": exp,
+            "exp": now + (self.access_token_lifetime if lifetime is None else lifetime),
             "cid": client_id,
             "uid": user.id,
-            "scp": list(scopes),
+            "scp": scopes,
             "auth_time": int(auth_time if auth_time is not None else now),
             "sub": user.login,
         }
+        claims.update(self.claim_values(server_id, user, scopes, "access_token"))
+        return self._register_and_sign(server_id, claims, _family)
+
+    def mint_service_token(
+        self, client_id: str, *, scopes: Iterable[str], server_id: str = "default"
+    ) -> str:
+        """A ``client_credentials`` access token: ``sub`` = ``cid`` = the client, no ``uid``."""
+        now = int(self.now())
+        claims: dict[str, Any] = {
+            "ver": 1,
+            "jti": "AT." + secrets.token_urlsafe(32),
+            "iss": self.issuer(server_id),
+            "aud": self.audience(server_id),
+            "iat": now,
+            "exp": now + self.access_token_lifetime,
+            "cid": client_id,
+            "scp": list(scopes),
+            "sub": client_id,
+        }
+        return self._register_and_sign(server_id, claims, None)
+
+    def _register_and_sign(self, server_id: str, claims: dict[str, Any], family: str | None) -> str:
         with self._lock:
-            self.access_tokens[jti] = (_family, float(exp))
-        return self.keys.sign(claims)
+            self.access_tokens[claims["jti"]] = (family, float(claims["exp"]))
+        return self.servers[server_id].keys.sign(claims)
 
     def _user(self, login: str) -> OktaUser:
         user = self.user_by_login(login)
@@ -678,22 +1032,186 @@ class OktaOrg:
             raise KeyError(f"no Okta user {login!r}")
         return user
 
-    def verify_access_token(self, token: str, server_id: str) -> dict[str, Any] | None:
-        """Claims of a live access token of this server (signature, iss, aud, exp by the clock)."""
+    def verify_access_token(
+        self, token: str, server_id: str, *, user_required: bool = True
+    ) -> dict[str, Any] | None:
+        """Claims of a live access token of this server, else ``None``.
+
+        Live means: signed by the server's keys, its ``iss`` and ``aud``, unexpired by the
+        sandbox clock, issued since the last reset and not revoked, and (for user tokens) a
+        user who is still active.
+        """
+        server = self.server(server_id)
+        if server is None:
+            return None
         try:
-            claims = self.keys.verify_signature(token)
+            claims = server.keys.verify_signature(token)
         except jwt.InvalidTokenError:
             return None
-        server = self.server(server_id)
-        if server is None or claims.get("iss") != self.issuer(server_id):
+        if claims.get("iss") != self.issuer(server_id):
             return None
-        if claims.get("aud") != server.audience or "uid" not in claims:
+        if claims.get("aud") != self.audience(server_id):
+            return None
+        if "uid" not in claims and (user_required or "scp" not in claims):
             return None
         if float(claims.get("exp", 0)) <= self.now():
             return None
         if not self.token_family_active(str(claims.get("jti", ""))):
             return None
+        if "uid" in claims:
+            user = self.user_by_id(str(claims["uid"]))
+            if user is None or not user.active:
+                return None
         return claims
+
+    def verify_id_token(
+        self, token: str, server_id: str, *, allow_expired: bool = False
+    ) -> dict[str, Any] | None:
+        """Claims of an ID token this server signed (``iss``; ``exp`` unless allowed)."""
+        server = self.server(server_id)
+        if server is None:
+            return None
+        try:
+            claims = server.keys.verify_signature(token)
+        except jwt.InvalidTokenError:
+            return None
+        if claims.get("iss") != self.issuer(server_id) or not str(claims.get("jti", "")).startswith(
+            "ID."
+        ):
+            return None
+        if not allow_expired and float(claims.get("exp", 0)) <= self.now():
+            return None
+        return claims
+
+    def client_credentials(
+        self, client: OktaClient, server_id: str, scope: str | None
+    ) -> dict[str, Any]:
+        """The token response of a ``client_credentials`` grant (§C.2, C.3)."""
+        scopes = self.requested_scopes(server_id, scope)
+        if set(scopes) & set(OIDC_SCOPES):
+            raise OktaError("invalid_scope", INVALID_SCOPE)
+        access = self.mint_service_token(client.client_id, scopes=scopes, server_id=server_id)
+        return {
+            "token_type": "Bearer",
+            "expires_in": self.access_token_lifetime,
+            "access_token": access,
+            "scope": " ".join(scopes),
+        }
+
+    def requested_scopes(self, server_id: str, scope: str | None) -> list[str]:
+        """A machine grant's scopes: the ``scope`` parameter, else the server's default scopes."""
+        server = self.servers[server_id]
+        scopes = list(dict.fromkeys((scope or "").split()))
+        if not scopes:
+            if not server.default_scopes:
+                raise OktaError("invalid_scope", NO_DEFAULT_SCOPES)
+            return list(server.default_scopes)
+        if not set(scopes) <= set(server.scopes):
+            raise OktaError("invalid_scope", INVALID_SCOPE)
+        return scopes
+
+    # -- introspection, revocation, logout ---------------------------------------------
+    def introspect(
+        self, token: str, hint: str | None, client: OktaClient, server_id: str
+    ) -> dict[str, Any]:
+        """RFC 7662 as Okta answers (§C.5): the token's facts, or ``{"active": false}``.
+
+        Access tokens are reported to any authenticated client of the org (a resource server
+        introspects tokens issued to others); refresh tokens only to the client holding them.
+        The hint decides which kind is tried first, as RFC 7662 §2.1 allows.
+        """
+        kinds = ["access_token", "refresh_token", "id_token"]
+        if hint in kinds:
+            kinds.remove(hint)
+            kinds.insert(0, hint)
+        for kind in kinds:
+            if kind == "access_token":
+                claims = self.verify_access_token(token, server_id, user_required=False)
+                if claims is not None:
+                    return self._introspect_access(claims)
+            elif kind == "refresh_token":
+                facts = self._introspect_refresh(token, client, server_id)
+                if facts is not None:
+                    return facts
+            else:
+                id_claims = self.verify_id_token(token, server_id)
+                if id_claims is not None:
+                    user = self.user_by_id(str(id_claims.get("sub")))
+                    if user is not None and user.active:
+                        return {"active": True, **id_claims}
+        return {"active": False}
+
+    def _introspect_access(self, claims: dict[str, Any]) -> dict[str, Any]:
+        facts: dict[str, Any] = {
+            "active": True,
+            "token_type": "Bearer",
+            "scope": " ".join(claims.get("scp", [])),
+            "client_id": claims["cid"],
+        }
+        if "uid" in claims:
+            facts["username"] = claims["sub"]
+        facts.update({k: claims[k] for k in ("exp", "iat", "sub", "aud", "iss", "jti")})
+        if "uid" in claims:
+            facts["uid"] = claims["uid"]
+        return facts
+
+    def _introspect_refresh(
+        self, token: str, client: OktaClient, server_id: str
+    ) -> dict[str, Any] | None:
+        with self._lock:
+            record = self.refresh_tokens.get(_hash(token))
+            if record is None or record.client_id != client.client_id:
+                return None
+            if record.server_id != server_id or record.family in self.revoked_families:
+                return None
+            now = self.now()
+            if record.expires_at <= now:
+                return None
+            if record.rotated_at is not None and now - record.rotated_at > self.refresh_leeway:
+                return None
+            user = self.users.get(record.user_id)
+            if user is None or not user.active:
+                return None
+            return {
+                "active": True,
+                "token_type": "Bearer",
+                "scope": " ".join(record.scopes),
+                "client_id": record.client_id,
+                "username": user.login,
+                "exp": int(record.expires_at),
+                "iat": int(record.issued_at),
+                "sub": user.login,
+                "aud": self.audience(server_id),
+                "iss": self.issuer(server_id),
+                "uid": user.id,
+            }
+
+    def revoke(self, token: str, client: OktaClient, server_id: str) -> None:
+        """RFC 7009: revoke one of the client's tokens; anything else is silently ignored.
+
+        A refresh token takes its family with it (the access tokens issued from the same
+        login); an access token only itself. Okta answers 200 either way (§C.5).
+        """
+        with self._lock:
+            record = self.refresh_tokens.get(_hash(token))
+            if record is not None:
+                if record.client_id == client.client_id and record.server_id == server_id:
+                    self.revoked_families.add(record.family)
+                return
+            claims = self.verify_access_token(token, server_id, user_required=False)
+            if claims is not None and claims.get("cid") == client.client_id:
+                self.access_tokens.pop(str(claims["jti"]), None)
+
+    def end_session(self, login: str) -> None:
+        """``/v1/logout``: the user's Okta session (our ``auto_approve``) ends; tokens live on."""
+        with self._lock:
+            if self.auto_approve and self.auto_approve.lower() == login.lower():
+                self.auto_approve = None
+
+    def cancel_authorization(self, txn: str) -> AuthRequest | None:
+        """The login form's deny button: the transaction is consumed, no code is issued."""
+        with self._lock:
+            return self.requests.pop(txn, None)
 
     # -- housekeeping ------------------------------------------------------------------
     def _sweep(self) -> None:
@@ -710,6 +1228,7 @@ class OktaOrg:
         self.codes = {k: v for k, v in self.codes.items() if v.expires_at > now}
         self.refresh_tokens = {k: v for k, v in self.refresh_tokens.items() if v.expires_at > now}
         self.access_tokens = {k: v for k, v in self.access_tokens.items() if v[1] > now}
+        self.used_jtis = {k: v for k, v in self.used_jtis.items() if v > now}
         live = {t.family for t in self.refresh_tokens.values()}
         live |= {family for family, _ in self.access_tokens.values() if family is not None}
         self.revoked_families &= live

@@ -10,28 +10,37 @@ unknown authorization server.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import html
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, urlencode
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
 from mocks.core.http import (
+    NO_STORE,
     form_params,
-    html_response,
     json_response,
     oauth_error,
     repeated_params,
     token_response,
 )
+from mocks.core.jose import KeySet
 from mocks.core.redact import bearer_token
+from mocks.okta import admin
+from mocks.okta.clientauth import (
+    CLIENT_AUTH_FAILED,
+    HMAC_ALGS,
+    KEY_ALGS,
+    MULTIPLE_CREDENTIALS,
+    authenticate_client,
+)
+from mocks.okta.exchange import redeem_id_jag, token_exchange
 from mocks.okta.models import (
+    CLIENT_AUTH_METHODS,
+    JWT_BEARER,
+    TOKEN_EXCHANGE,
     TRANSACTION_LIFETIME,
     AuthRequest,
     OktaClient,
@@ -39,28 +48,29 @@ from mocks.okta.models import (
     OktaOrg,
     OktaUser,
 )
+from mocks.okta.pages import error_page, login_page, redirect, signed_out_page
 from mocks.okta.urls import url_map
+
+__all__ = ["CLIENT_AUTH_FAILED", "MULTIPLE_CREDENTIALS", "OktaService"]
 
 JWKS_MAX_AGE = 3600
 """``Cache-Control: max-age`` of ``/v1/keys`` (Okta sends a few hours; clients must revalidate)."""
-
-CLIENT_AUTH_FAILED = (
-    "Client authentication failed. Either the client or the client credentials are invalid."
-)
-MULTIPLE_CREDENTIALS = (
-    "Cannot supply multiple client credentials. Use one of the following: credentials in the "
-    "Authorization header, credentials in the post body, or a client_assertion in the post body."
-)
-"""Okta's text, as quoted verbatim by client libraries that tripped over it."""
-
-IMPLEMENTED_GRANTS = ("authorization_code", "refresh_token")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+TOKEN_TYPE_HINTS = ("access_token", "id_token", "refresh_token", "device_secret")
+DENIED = "The resource owner or authorization server denied the request."
 
 Handler = Callable[[Request, str], Response]
 
 
 class OktaService:
-    """The mock Okta org as a sandbox virtual host (``MockService``)."""
+    """The mock Okta org as a sandbox virtual host.
+
+    A ``MockService``, an ``AdministeredService`` (``/_harness/tenants/okta/…``, see
+    :mod:`mocks.okta.admin`) and a ``KeyedService`` (``/_harness/keys`` rotates the
+    ``default`` AS's keys; other servers' keys rotate at
+    ``/_harness/tenants/okta/servers/<id>/keys``).
+    """
+
+    name = "okta"
 
     def __init__(self, org: OktaOrg) -> None:
         self.org = org
@@ -71,6 +81,15 @@ class OktaService:
 
     def reset(self) -> None:
         self.org.reset()
+
+    def keyset(self, host: str) -> KeySet | None:
+        return self.org.keys if host.lower() == self.org.domain else None
+
+    def describe(self) -> dict[str, Any]:
+        return admin.describe(self.org)
+
+    def admin(self, request: Request, path: str) -> Response:
+        return admin.handle(self.org, request, path)
 
     def handle(self, request: Request) -> Response:
         adapter = url_map.bind_to_environ(request.environ)
@@ -92,17 +111,23 @@ class OktaService:
         issuer = self.org.issuer(server_id)
         server = self.org.server(server_id)
         assert server is not None
+
+        def url(name: str) -> str:
+            return self.org.endpoint(server_id, name)
+
+        auth_methods = list(CLIENT_AUTH_METHODS)
         doc: dict[str, Any] = {
             "issuer": issuer,
-            "authorization_endpoint": f"{issuer}/v1/authorize",
-            "token_endpoint": f"{issuer}/v1/token",
-            "jwks_uri": f"{issuer}/v1/keys",
+            "authorization_endpoint": url("authorize"),
+            "token_endpoint": url("token"),
+            "jwks_uri": url("keys"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": list(IMPLEMENTED_GRANTS),
+            "grant_types_supported": list(server.grant_types),
             "subject_types_supported": ["public"],
             "scopes_supported": list(server.scopes),
-            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": [*HMAC_ALGS, *KEY_ALGS],
             "claims_supported": [
                 "ver",
                 "jti",
@@ -127,13 +152,22 @@ class OktaService:
                 "zoneinfo",
                 "email",
                 "email_verified",
-                "groups",
+                *dict.fromkeys(rule.name for rule in server.claims),
             ],
             "code_challenge_methods_supported": ["S256"],
+            "introspection_endpoint": url("introspect"),
+            "introspection_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint": url("revoke"),
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "end_session_endpoint": url("logout"),
             "request_parameter_supported": False,
         }
+        if JWT_BEARER in server.grant_types and not server.is_org:
+            doc["authorization_grant_profiles_supported"] = [
+                "urn:ietf:params:oauth:grant-profile:id-jag"
+            ]
         if oidc:
-            doc["userinfo_endpoint"] = f"{issuer}/v1/userinfo"
+            doc["userinfo_endpoint"] = url("userinfo")
             doc["id_token_signing_alg_values_supported"] = ["RS256"]
         return doc
 
@@ -144,8 +178,10 @@ class OktaService:
         return json_response(self.metadata(server_id, oidc=False))
 
     def _keys(self, request: Request, server_id: str) -> Response:
+        server = self.org.server(server_id)
+        assert server is not None
         return json_response(
-            self.org.keys.jwks(),
+            server.keys.jwks(),
             headers={"Cache-Control": f"max-age={JWKS_MAX_AGE}, must-revalidate"},
             content_type="application/json;charset=UTF-8",
         )
@@ -153,20 +189,20 @@ class OktaService:
     # -- authorize ---------------------------------------------------------------------
     def _authorize(self, request: Request, server_id: str) -> Response:
         if request.method == "POST" and "txn" in request.form:
-            return self._login(request)
+            return self._login(request, server_id)
         if request.method not in ("GET", "POST"):
-            return _error_page(405, "invalid_request", "The HTTP method is not supported.")
+            return error_page(405, "invalid_request", "The HTTP method is not supported.")
         params = request.args if request.method == "GET" else request.form
         client = self.org.client(params.get("client_id", ""))
         if client is None:
-            return _error_page(
+            return error_page(
                 400,
                 "invalid_client",
                 "The client is not authorized or the client_id is invalid.",
             )
         redirect_uri = params.get("redirect_uri", "")
         if not redirect_uri or not client.redirect_uri_allowed(redirect_uri):
-            return _error_page(
+            return error_page(
                 400,
                 "invalid_request",
                 "The 'redirect_uri' parameter must be a Login redirect URI in the client app "
@@ -176,7 +212,7 @@ class OktaService:
         try:
             auth_request = self._validate_authorize(params, client, redirect_uri, server_id)
         except OktaError as exc:
-            return _redirect(
+            return redirect(
                 redirect_uri,
                 {"error": exc.error, "error_description": exc.description, "state": state},
             )
@@ -186,7 +222,7 @@ class OktaService:
             if user is not None and user.active:
                 return self._approve(txn, user)
         if params.get("prompt") == "none":
-            return _redirect(
+            return redirect(
                 redirect_uri,
                 {
                     "error": "login_required",
@@ -195,7 +231,9 @@ class OktaService:
                     "state": state,
                 },
             )
-        return _login_page(self.org.issuer(server_id), txn, username=auth_request.login_hint or "")
+        return login_page(
+            self.org.endpoint(server_id, "authorize"), txn, username=auth_request.login_hint or ""
+        )
 
     def _validate_authorize(
         self, params: MultiDict[str, str], client: OktaClient, redirect_uri: str, server_id: str
@@ -268,21 +306,32 @@ class OktaService:
             login_hint=params.get("login_hint"),
         )
 
-    def _login(self, request: Request) -> Response:
-        """The login form's POST: a code on success, the form again (and no code) otherwise."""
+    def _login(self, request: Request, server_id: str) -> Response:
+        """The login form's POST: a code on success, the form again (and no code) otherwise.
+
+        The Cancel button (``action=deny``) ends the transaction and sends the user back
+        with ``error=access_denied``, as a user who refuses to sign in or consent would be.
+        """
         txn = request.form.get("txn", "")
         auth_request = self.org.pending(txn)
-        if auth_request is None:
-            return _error_page(
-                400,
-                "invalid_request",
-                "The sign-in transaction has expired. Start again from the application.",
+        if auth_request is None or auth_request.server_id != server_id:
+            return _expired_transaction()
+        if request.form.get("action") == "deny":
+            if self.org.cancel_authorization(txn) is None:
+                return _expired_transaction()
+            return redirect(
+                auth_request.redirect_uri,
+                {
+                    "error": "access_denied",
+                    "error_description": DENIED,
+                    "state": auth_request.state,
+                },
             )
         username = request.form.get("username", "")
         user = self.org.authenticate(username, request.form.get("password", ""))
         if user is None:
-            return _login_page(
-                self.org.issuer(auth_request.server_id),
+            return login_page(
+                self.org.endpoint(server_id, "authorize"),
                 txn,
                 username=username,
                 error="Unable to sign in",
@@ -293,37 +342,46 @@ class OktaService:
     def _approve(self, txn: str, user: OktaUser) -> Response:
         issued = self.org.issue_code(txn, user)
         if issued is None:  # the form was submitted twice; the first submission won
-            return _error_page(
-                400,
-                "invalid_request",
-                "The sign-in transaction has expired. Start again from the application.",
-            )
+            return _expired_transaction()
         code, auth_request = issued
-        return _redirect(auth_request.redirect_uri, {"code": code, "state": auth_request.state})
+        return redirect(auth_request.redirect_uri, {"code": code, "state": auth_request.state})
 
     # -- token -------------------------------------------------------------------------
-    def _token(self, request: Request, server_id: str) -> Response:
+    def _client_request(
+        self, request: Request, server_id: str, endpoint: str
+    ) -> tuple[OktaClient, MultiDict[str, str]]:
+        """The form and authenticated client of a POST to token/introspect/revoke."""
         if request.method != "POST":
-            return oauth_error("invalid_request", "The HTTP method is not supported.", 405)
+            raise OktaError("invalid_request", "The HTTP method is not supported.", 405)
         params = form_params(request)
         if params is None:
-            return oauth_error(
+            raise OktaError(
                 "invalid_request", "The request body must be application/x-www-form-urlencoded."
             )
         if repeated_params(params):
-            return oauth_error(
+            raise OktaError(
                 "invalid_request", "The request contained multiple parameters with the same name."
             )
-        used_basic = request.headers.get("Authorization", "").lower().startswith("basic")
+        endpoint_url = self.org.endpoint(server_id, endpoint)
+        return authenticate_client(self.org, request, params, endpoint_url), params
+
+    def _failure(self, request: Request, exc: OktaError) -> Response:
+        headers = {}
+        if exc.status == 401 and request.headers.get("Authorization", "").lower().startswith(
+            "basic"
+        ):
+            # RFC 6749 §5.2: a client that tried Basic is told the scheme to use.
+            headers["WWW-Authenticate"] = f'Basic realm="{self.org.domain}"'
+        if exc.status == 405:
+            headers["Allow"] = "POST"
+        return oauth_error(exc.error, exc.description, exc.status, headers)
+
+    def _token(self, request: Request, server_id: str) -> Response:
         try:
-            client = self._authenticate_client(request, params)
+            client, params = self._client_request(request, server_id, "token")
             body = self._grant(params, client, server_id)
         except OktaError as exc:
-            headers = {}
-            if exc.status == 401 and used_basic:
-                # RFC 6749 §5.2: a client that tried Basic is told the scheme to use.
-                headers["WWW-Authenticate"] = f'Basic realm="{self.org.domain}"'
-            return oauth_error(exc.error, exc.description, exc.status, headers)
+            return self._failure(request, exc)
         return token_response(body)
 
     def _grant(
@@ -332,7 +390,7 @@ class OktaService:
         grant = params.get("grant_type")
         if not grant:
             raise OktaError("invalid_request", "The required parameter 'grant_type' is missing.")
-        if grant not in IMPLEMENTED_GRANTS:
+        if grant not in self.org.servers[server_id].grant_types:
             raise OktaError("unsupported_grant_type", f"'{grant}' grant type is not supported.")
         if grant not in client.grant_types:
             raise OktaError(
@@ -354,6 +412,12 @@ class OktaService:
                 code_verifier=params.get("code_verifier"),
             )
             return self.org.tokens_for_code(record)
+        if grant == "client_credentials":
+            return self.org.client_credentials(client, server_id, params.get("scope"))
+        if grant == TOKEN_EXCHANGE:
+            return token_exchange(self.org, client, server_id, params)
+        if grant == JWT_BEARER:
+            return redeem_id_jag(self.org, client, server_id, params)
         if not params.get("refresh_token"):
             raise OktaError("invalid_request", "The required parameter 'refresh_token' is missing.")
         return self.org.refresh(
@@ -363,55 +427,77 @@ class OktaService:
             scope=params.get("scope"),
         )
 
-    def _authenticate_client(self, request: Request, params: MultiDict[str, str]) -> OktaClient:
-        """``client_secret_basic``, ``client_secret_post`` or ``none`` (public, PKCE-bound).
+    # -- introspect / revoke -----------------------------------------------------------
+    def _token_param(self, params: MultiDict[str, str]) -> tuple[str, str | None]:
+        token = params.get("token")
+        if not token:
+            raise OktaError("invalid_request", "The required parameter 'token' is missing.")
+        hint = params.get("token_type_hint")
+        if hint is not None and hint not in TOKEN_TYPE_HINTS:
+            raise OktaError(
+                "invalid_request",
+                "'token_type_hint' is invalid. Supported values: " + ", ".join(TOKEN_TYPE_HINTS),
+            )
+        return token, hint
 
-        Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1), so both halves
-        are percent-decoded. A ``client_id`` in the body next to Basic is tolerated when it
-        names the same client (many libraries send it); a second *secret* is not.
+    def _introspect(self, request: Request, server_id: str) -> Response:
+        """RFC 7662 with client authentication; inactive or unknown is ``{"active":false}``."""
+        try:
+            client, params = self._client_request(request, server_id, "introspect")
+            token, hint = self._token_param(params)
+        except OktaError as exc:
+            return self._failure(request, exc)
+        return token_response(self.org.introspect(token, hint, client, server_id))
+
+    def _revoke(self, request: Request, server_id: str) -> Response:
+        """RFC 7009: ``200`` with an empty body, for unknown and expired tokens too (§C.5)."""
+        try:
+            client, params = self._client_request(request, server_id, "revoke")
+            token, _ = self._token_param(params)
+        except OktaError as exc:
+            return self._failure(request, exc)
+        self.org.revoke(token, client, server_id)
+        response = Response(b"", status=200, headers=NO_STORE)
+        del response.headers["Content-Type"]
+        return response
+
+    # -- logout ------------------------------------------------------------------------
+    def _logout(self, request: Request, server_id: str) -> Response:
+        """End the user's session and go back to a registered sign-out URI (or Okta's page).
+
+        Failures are pages, never redirects: an unvalidated ``post_logout_redirect_uri`` is
+        an open redirector. An expired ``id_token_hint`` is accepted (it only names the
+        session), one this server did not sign is not.
         """
-        header = request.headers.get("Authorization", "")
-        basic: tuple[str, str] | None = None
-        if header.lower().startswith("basic "):
-            try:
-                decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401) from None
-            raw_id, sep, raw_secret = decoded.partition(":")
-            if not sep:
-                raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
-            basic = unquote(raw_id), unquote(raw_secret)
-        post_secret = params.get("client_secret")
-        body_id = params.get("client_id")
-        if basic is not None and (post_secret is not None or "client_assertion" in params):
-            raise OktaError(
-                "invalid_request", MULTIPLE_CREDENTIALS, self.org.multiple_credentials_status
+        if request.method not in ("GET", "POST"):
+            return error_page(405, "invalid_request", "The HTTP method is not supported.")
+        params = request.args if request.method == "GET" else request.form
+        hint = params.get("id_token_hint")
+        if not hint:
+            return error_page(
+                400, "invalid_request", "The required parameter 'id_token_hint' is missing."
             )
-        if "client_assertion" in params:
-            raise OktaError(
-                "invalid_client",
-                "The client_assertion authentication method is not supported.",
-                401,
+        claims = self.org.verify_id_token(hint, server_id, allow_expired=True)
+        client = self.org.client(str(claims.get("aud"))) if claims else None
+        if claims is None or client is None:
+            return error_page(400, "invalid_request", "The 'id_token_hint' parameter is invalid.")
+        uri = params.get("post_logout_redirect_uri")
+        if uri is not None and uri not in client.post_logout_redirect_uris:
+            return error_page(
+                400,
+                "invalid_request",
+                "The 'post_logout_redirect_uri' parameter must be a Logout redirect URI in the "
+                "client app settings.",
             )
-        if basic is not None and body_id and body_id != basic[0]:
-            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
-        client_id = basic[0] if basic is not None else body_id
-        if not client_id:
-            raise OktaError("invalid_client", "No client credentials found.", 401)
-        client = self.org.client(client_id)
-        if client is None:
-            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
-        secret = basic[1] if basic is not None else post_secret
-        if client.is_public:
-            if secret:  # a public client has no secret to present
-                raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
-            return client
-        if not secret:
-            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
-        assert client.client_secret is not None
-        if not secrets.compare_digest(secret.encode(), client.client_secret.encode()):
-            raise OktaError("invalid_client", CLIENT_AUTH_FAILED, 401)
-        return client
+        user = self.org.user_by_id(str(claims.get("sub")))
+        if user is not None:
+            self.org.end_session(user.login)
+        if uri is None:
+            return redirect(f"{self.org.base_url}/login/signout", {})
+        return redirect(uri, {"state": params.get("state")})
+
+    def _signed_out(self, request: Request, server_id: str) -> Response:
+        return signed_out_page()
 
     # -- userinfo ----------------------------------------------------------------------
     def _userinfo(self, request: Request, server_id: str) -> Response:
@@ -421,7 +507,7 @@ class OktaService:
         token = bearer_token(request.headers.get("Authorization"))
         claims = self.org.verify_access_token(token, server_id) if token else None
         user = self.org.user_by_id(str(claims["uid"])) if claims else None
-        if claims is None or user is None or not user.active:
+        if claims is None or user is None:
             return _bearer_challenge(401, "invalid_token", "The access token is invalid.")
         scopes = claims.get("scp", [])
         if "openid" not in scopes:
@@ -436,9 +522,16 @@ class OktaService:
             info.update(user.profile_claims())
         if "email" in scopes:
             info.update(email=user.email, email_verified=True)
-        if "groups" in scopes:
-            info["groups"] = list(user.groups)
+        info.update(self.org.claim_values(server_id, user, scopes, "id_token"))
         return json_response(info)
+
+
+def _expired_transaction() -> Response:
+    return error_page(
+        400,
+        "invalid_request",
+        "The sign-in transaction has expired. Start again from the application.",
+    )
 
 
 def _bearer_challenge(status: int, error: str, description: str) -> Response:
@@ -465,49 +558,3 @@ def _not_found(resource: str, kind: str = "") -> Response:
         },
         404,
     )
-
-
-def _redirect(uri: str, params: dict[str, str | None]) -> Response:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    separator = "&" if "?" in uri else "?"
-    return Response(
-        status=302,
-        headers={"Location": f"{uri}{separator}{query}", "Cache-Control": "no-store"},
-        content_type="text/html; charset=utf-8",
-    )
-
-
-def _error_page(status: int, error: str, description: str) -> Response:
-    body = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Error</title></head><body>"
-        f"<h1>{status} Bad Request</h1><p id='error-code'>{html.escape(error)}</p>"
-        f"<p id='error-summary'>{html.escape(description)}</p></body></html>"
-    )
-    return html_response(body, status, {"Cache-Control": "no-store"})
-
-
-def _login_page(
-    issuer: str, txn: str, *, username: str = "", error: str | None = None, status: int = 200
-) -> Response:
-    """A minimal sign-in page: one POST form, ``username``/``password`` and the hidden ``txn``.
-
-    Simple enough for a scripted client with ``html.parser``; everything echoed is escaped.
-    """
-    message = f"<p class='error' role='alert'>{html.escape(error)}</p>" if error else ""
-    body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign In</title></head>
-<body>
-<main>
-<h1>Sign In</h1>
-{message}
-<form method="post" action="{html.escape(issuer)}/v1/authorize">
-  <input type="hidden" name="txn" value="{html.escape(txn)}">
-  <label>Username <input type="text" name="username" value="{html.escape(username)}"
-    autocomplete="username"></label>
-  <label>Password <input type="password" name="password" autocomplete="current-password"></label>
-  <button type="submit">Sign In</button>
-</form>
-</main>
-</body></html>
-"""
-    return html_response(body, status, {"Cache-Control": "no-store"})
