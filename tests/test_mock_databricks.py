@@ -128,7 +128,7 @@ def test_default_scope_and_lifetime_capped_by_subject(
     ("form", "status", "error"),
     [
         ({"grant_type": None}, 400, "invalid_request"),
-        ({"grant_type": "client_credentials"}, 400, "unsupported_grant_type"),
+        ({"grant_type": "password"}, 400, "unsupported_grant_type"),
         ({"subject_token": None}, 400, "invalid_request"),
         ({"subject_token_type": None}, 400, "invalid_request"),
         ({"subject_token_type": ""}, 400, "invalid_request"),

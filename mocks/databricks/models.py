@@ -1,33 +1,32 @@
-"""Mock Databricks account state: workspaces, users, federation policies, issued tokens.
+"""Mock Databricks account state: workspaces, the account host, users, service principals,
+federation policies, OAuth apps, issued tokens.
 
-Token federation follows ``vendor-fidelity.md`` §A.3-A.4: a subject JWT is accepted only when
-an account federation policy names its issuer *exactly*, its signature verifies with that
-issuer's keys (fetched through the sandbox and cached), it is RS256 or ES256, its ``aud``
-contains one of the policy's audiences, it is within ``exp``/``nbf`` (with a small skew), and
-its subject claim names a provisioned user. Facts the research marks unverified (the error
-status and code of a refused subject token, the claim set of Databricks tokens) are settings
-on :class:`Workspace` with documented defaults.
+This module only holds state and answers directory questions; the grant logic (token
+federation, M2M, U2M) is in :mod:`mocks.databricks.grants`, subject-token verification in
+:mod:`mocks.databricks.federation`, policy validation in :mod:`mocks.databricks.policies`.
+Facts that ``vendor-fidelity.md`` marks unverified (error status of a refused subject token,
+token and code lifetimes, refresh rotation) are settings on :class:`Authority` with
+documented defaults, so a scenario can switch them when the real service turns out otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import httpx
 import jwt
 
-from mocks.core.http import OAuthFailure
-from mocks.core.jose import SUPPORTED_ALGS, KeySet
+from mocks.core.jose import KeySet, fixture_key
 from mocks.core.server import SandboxContext
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+if TYPE_CHECKING:
+    from mocks.databricks.federation import SubjectVerifier
+
 ALLOWED_SCOPES = frozenset(
     {
         "all-apis",
@@ -41,42 +40,131 @@ ALLOWED_SCOPES = frozenset(
         "authentication",
     }
 )
-JWKS_CACHE_SECONDS = 300.0
+#: The built-in public U2M client of the Databricks CLI and SDKs (``vendor-fidelity.md`` §A.5).
+CLI_CLIENT_ID = "databricks-cli"
+CLI_REDIRECT_URL = "http://localhost:8020"
 
 
-FederationError = OAuthFailure
-"""A refused exchange (the description never contains the token)."""
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def secret_matches(secret: str, digests: list[str]) -> bool:
+    """Constant-time comparison against stored SHA-256 digests (secrets are never stored)."""
+    candidate = _digest(secret)
+    return any(hmac.compare_digest(candidate, d) for d in digests)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a Databricks token speaks for: a user (by user name) or an SP (by application id)."""
+
+    kind: Literal["user", "service_principal"]
+    name: str
+
+
+@dataclass
+class User:
+    user_name: str
+    id: str
+    active: bool = True
+    account_admin: bool = False
+
+
+@dataclass
+class ServicePrincipal:
+    """An account service principal: a numeric SCIM ``id`` and a UUID ``application_id``.
+
+    The ``application_id`` is the OAuth ``client_id`` (M2M and workload identity federation);
+    the numeric id appears in the SP federation-policy REST paths.
+    """
+
+    id: int
+    application_id: str
+    display_name: str
+    secret_digests: list[str] = field(default_factory=list, repr=False)
+    active: bool = True
+    account_admin: bool = False
 
 
 @dataclass
 class FederationPolicy:
+    """An account policy (``service_principal_id`` None) or a service-principal policy."""
+
     policy_id: str
     issuer: str
     audiences: list[str]
     subject_claim: str = "sub"
     jwks_uri: str | None = None
+    jwks_json: str | None = None
     subject: str | None = None
+    description: str | None = None
+    service_principal_id: int | None = None
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    create_time: float = 0.0
+    update_time: float = 0.0
+
+
+@dataclass
+class OAuthApp:
+    """A U2M client: the built-in public ``databricks-cli`` or a custom app integration."""
+
+    client_id: str
+    redirect_urls: list[str]
+    confidential: bool = False
+    secret_digests: list[str] = field(default_factory=list, repr=False)
+    scopes: list[str] | None = None
+    """Scopes the app may request; ``None`` admits every scope the account knows."""
 
 
 @dataclass
 class QueryRecord:
-    """One statement in a workspace's query history, attributed to the user it ran as."""
+    """One MCP tool call in a workspace's history, attributed to the principal it ran as.
+
+    ``server`` is the MCP server path below ``/api/2.0/mcp/`` (``sql``, ``genie/<space>``...);
+    for ``sql`` the statement is the SQL text, for the others the tool name and arguments.
+    """
 
     user: str
     statement: str
     time: float
     status: str
     token_jti: str
+    server: str = "sql"
 
 
 @dataclass
-class Workspace:
-    name: str
+class PendingCode:
+    client_id: str
+    redirect_uri: str
+    scopes: list[str]
+    code_challenge: str
+    principal: Principal
+    expires_at: float
+
+
+@dataclass
+class RefreshGrant:
+    client_id: str
+    scopes: list[str]
+    principal: Principal
+    expires_at: float
+
+
+@dataclass(kw_only=True)
+class Authority:
+    """A Databricks OAuth issuer: a workspace (``/oidc``) or the account (``/oidc/accounts/<id>``).
+
+    Both issue JWT access tokens signed with their own keys; a token is accepted only where it
+    was issued. The settings below model facts the research could not pin down.
+    """
+
     host: str
-    workspace_id: str
     keys: KeySet
-    #: Upper bound on issued token lifetime; tokens never outlive their subject token either.
+    context: SandboxContext = field(repr=False)
+    oidc_path: str = "/oidc"
+    #: Upper bound on issued token lifetime (U2M/M2M tokens last one hour [DOC]); a federated
+    #: token never outlives its subject token either [UNVERIFIED rule].
     token_lifetime_cap: int = 3600
     #: Tolerated clock skew for the subject token's ``exp``/``nbf`` (seconds).
     skew: int = 30
@@ -85,16 +173,36 @@ class Workspace:
     #: Status and ``error`` for an unacceptable subject token (RFC 8693 §2.2.2 default).
     subject_error_status: int = 400
     subject_error_code: str = "invalid_request"
-    query_history: list[QueryRecord] = field(default_factory=list)
-    issued: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Authorization-code lifetime [UNVERIFIED]; codes are single use.
+    code_lifetime: int = 300
+    #: Refresh-token lifetime and rotation [UNVERIFIED]; rotation invalidates the old token.
+    refresh_token_lifetime: int = 90 * 86400
+    rotate_refresh_tokens: bool = True
+    #: A user name to sign in without the login form (U2M ``/v1/authorize`` auto-approve).
+    auto_login: str | None = None
+    issued: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    codes: dict[str, PendingCode] = field(default_factory=dict, repr=False)
+    refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict, repr=False)
+
+    SETTINGS: ClassVar[tuple[str, ...]] = (
+        "token_lifetime_cap",
+        "skew",
+        "include_issued_token_type",
+        "subject_error_status",
+        "subject_error_code",
+        "code_lifetime",
+        "refresh_token_lifetime",
+        "rotate_refresh_tokens",
+        "auto_login",
+    )
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return self.context.url_for(self.host)
 
     @property
     def oidc_root(self) -> str:
-        return f"{self.url}/oidc"
+        return f"{self.url}{self.oidc_path}"
 
     @property
     def issuer(self) -> str:
@@ -104,8 +212,24 @@ class Workspace:
     def token_endpoint(self) -> str:
         return f"{self.oidc_root}/v1/token"
 
+    @property
+    def authorization_endpoint(self) -> str:
+        return f"{self.oidc_root}/v1/authorize"
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.oidc_root}/v1/keys"
+
+    @property
+    def audience(self) -> str:
+        """``aud`` of issued tokens [UNVERIFIED]: the workspace URL, or the account id."""
+        return self.url
+
+    def settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.SETTINGS}
+
     def verify_access_token(self, token: str, now: float) -> dict[str, Any] | None:
-        """Claims of a token this very workspace issued and that has not expired, else None."""
+        """Claims of a token this very authority issued and that has not expired, else None."""
         try:
             claims = self.keys.verify_signature(token)
         except jwt.InvalidTokenError:
@@ -117,87 +241,66 @@ class Workspace:
         return claims
 
 
-class _JwksCache:
-    """Issuer keys fetched through the sandbox, cached per URL, refetched on an unknown kid."""
+@dataclass(kw_only=True)
+class Workspace(Authority):
+    name: str
+    workspace_id: str
+    query_history: list[QueryRecord] = field(default_factory=list)
 
-    def __init__(self, context: SandboxContext) -> None:
-        self.context = context
-        self._entries: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
-        self._lock = threading.Lock()
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+@dataclass(kw_only=True)
+class AccountAuthority(Authority):
+    account_id: str
 
-    def key(self, jwks_uri: str, kid: str | None) -> dict[str, Any] | None:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._entries.get(jwks_uri)
-        if cached is not None and now - cached[0] < JWKS_CACHE_SECONDS and kid in cached[1]:
-            return cached[1][kid]
-        keys = self._fetch(jwks_uri)
-        with self._lock:
-            self._entries[jwks_uri] = (now, keys)
-        return keys.get(kid) if kid is not None else None
-
-    def _fetch(self, jwks_uri: str) -> dict[str, dict[str, Any]]:
-        try:
-            response = self.context.http().get(jwks_uri)
-            data = response.json() if response.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
-            raise FederationError(
-                "temporarily_unavailable", "The issuer's signing keys could not be retrieved.", 503
-            ) from None
-        keys = data.get("keys") if isinstance(data, dict) else None
-        if not isinstance(keys, list):
-            raise FederationError(
-                "temporarily_unavailable", "The issuer's signing keys could not be retrieved.", 503
-            )
-        return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
-
-    def discover(self, issuer: str) -> str:
-        try:
-            response = self.context.http().get(f"{issuer}/.well-known/openid-configuration")
-            uri = response.json().get("jwks_uri") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
-            uri = None
-        if not isinstance(uri, str):
-            raise FederationError(
-                "temporarily_unavailable", "The issuer's discovery document could not be read.", 503
-            )
-        return uri
+    @property
+    def audience(self) -> str:
+        return self.account_id
 
 
 class DatabricksAccount:
-    """One Databricks account with its workspaces, users and account federation policies."""
+    """One Databricks account: its workspaces, account host, identities and policies."""
 
     def __init__(self, context: SandboxContext, account_id: str, domain: str) -> None:
+        from mocks.databricks.federation import SubjectVerifier
+
         self.context = context
         self.account_id = account_id
         self.domain = domain.lower()
+        self.account_host = f"accounts.{self.domain}"
         self._lock = threading.RLock()
-        self._jwks = _JwksCache(context)
+        self.verifier: SubjectVerifier = SubjectVerifier(context)
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
             self.workspaces: dict[str, Workspace] = {}
-            self.users: dict[str, str] = {}
-            self.policies: dict[str, FederationPolicy] = {}
-            self._discovered: dict[str, str] = {}
-            self._jwks.clear()
+            self.users: dict[str, User] = {}
+            self.service_principals: dict[int, ServicePrincipal] = {}
+            self.policies: dict[tuple[int | None, str], FederationPolicy] = {}
+            self.apps: dict[str, OAuthApp] = {
+                CLI_CLIENT_ID: OAuthApp(CLI_CLIENT_ID, [CLI_REDIRECT_URL])
+            }
+            self.authority = AccountAuthority(
+                host=self.account_host,
+                keys=KeySet([fixture_key(f"databricks:{self.account_host}")]),
+                context=self.context,
+                oidc_path=f"/oidc/accounts/{self.account_id}",
+                account_id=self.account_id,
+            )
+            self.verifier.clear()
 
     def now(self) -> float:
         return self.context.clock.now()
 
-    # -- directory ---------------------------------------------------------------------
+    # -- workspaces --------------------------------------------------------------------
     def add_workspace(self, name: str, *, workspace_id: str) -> Workspace:
         host = f"{name.lower()}.{self.domain}"
         workspace = Workspace(
             name=name,
             host=host,
             workspace_id=workspace_id,
-            keys=KeySet([self.context.key(f"databricks:{host}")]),
+            keys=KeySet([fixture_key(f"databricks:{host}")]),
+            context=self.context,
         )
         with self._lock:
             self.workspaces[name.lower()] = workspace
@@ -212,22 +315,112 @@ class DatabricksAccount:
         with self._lock:
             return next((w for w in self.workspaces.values() if w.host == host.lower()), None)
 
+    def authority_by_host(self, host: str) -> Authority | None:
+        if host.lower() == self.account_host:
+            return self.authority
+        return self.workspace_by_host(host)
+
     def hosts(self) -> list[str]:
         with self._lock:
-            return [w.host for w in self.workspaces.values()]
+            return [self.account_host, *(w.host for w in self.workspaces.values())]
 
-    def add_user(self, username: str) -> str:
-        """Provision a user (SCIM); returns its numeric id."""
+    # -- identities --------------------------------------------------------------------
+    def add_user(self, username: str, *, account_admin: bool = False) -> str:
+        """Provision a user (SCIM); returns its numeric id (stable for a user name)."""
         with self._lock:
-            digest = int(hashlib.sha256(username.encode()).hexdigest(), 16)
-            user_id = self.users.get(username) or str(digest % 10**15).rjust(15, "7")
-            self.users[username] = user_id
+            existing = self.users.get(username)
+            if existing is not None:
+                existing.active = True
+                existing.account_admin = existing.account_admin or account_admin
+                return existing.id
+            digest = int(_digest(username), 16)
+            user_id = str(digest % 10**15).rjust(15, "7")
+            self.users[username] = User(username, user_id, account_admin=account_admin)
             return user_id
 
-    def remove_user(self, username: str) -> None:
+    def remove_user(self, username: str) -> bool:
+        """Deprovision a user: its next exchange and its issued tokens are refused."""
         with self._lock:
-            self.users.pop(username, None)
+            return self.users.pop(username, None) is not None
 
+    def add_service_principal(
+        self,
+        *,
+        application_id: str | None = None,
+        display_name: str | None = None,
+        secret: str | None = None,
+        account_admin: bool = False,
+        generate_secret: bool = False,
+    ) -> tuple[ServicePrincipal, str | None]:
+        """Create an SP; returns it and its OAuth secret in clear (only ever shown here)."""
+        app_id = application_id or str(uuid.uuid4())
+        with self._lock:
+            if self.service_principal(app_id) is not None:
+                raise ValueError(f"a service principal with application id {app_id} exists")
+            sp_id = int(_digest(app_id), 16) % (9 * 10**15) + 10**15
+            while sp_id in self.service_principals:
+                sp_id += 1
+            sp = ServicePrincipal(
+                sp_id, app_id, display_name or app_id, account_admin=account_admin
+            )
+            if secret is None and generate_secret:
+                secret = "dose" + secrets.token_hex(16)
+            if secret is not None:
+                sp.secret_digests.append(_digest(secret))
+            self.service_principals[sp_id] = sp
+        return sp, secret
+
+    def service_principal(self, application_id: str) -> ServicePrincipal | None:
+        with self._lock:
+            return next(
+                (s for s in self.service_principals.values() if s.application_id == application_id),
+                None,
+            )
+
+    def remove_service_principal(self, application_id: str) -> bool:
+        """Delete an SP with its federation policies."""
+        with self._lock:
+            sp = self.service_principal(application_id)
+            if sp is None:
+                return False
+            del self.service_principals[sp.id]
+            for key in [k for k in self.policies if k[0] == sp.id]:
+                del self.policies[key]
+            return True
+
+    def principal_active(self, principal: Principal) -> bool:
+        with self._lock:
+            if principal.kind == "user":
+                user = self.users.get(principal.name)
+                return user is not None and user.active
+            sp = self.service_principal(principal.name)
+            return sp is not None and sp.active
+
+    def is_account_admin(self, principal: Principal) -> bool:
+        with self._lock:
+            if principal.kind == "user":
+                user = self.users.get(principal.name)
+                return user is not None and user.active and user.account_admin
+            sp = self.service_principal(principal.name)
+            return sp is not None and sp.active and sp.account_admin
+
+    def add_app(
+        self,
+        client_id: str,
+        *,
+        redirect_urls: list[str],
+        confidential: bool = False,
+        secret: str | None = None,
+        scopes: list[str] | None = None,
+    ) -> OAuthApp:
+        app = OAuthApp(client_id, list(redirect_urls), confidential, scopes=scopes)
+        if secret is not None:
+            app.secret_digests.append(_digest(secret))
+        with self._lock:
+            self.apps[client_id] = app
+        return app
+
+    # -- federation policies -------------------------------------------------------------
     def add_federation_policy(
         self,
         policy_id: str,
@@ -237,146 +430,74 @@ class DatabricksAccount:
         subject_claim: str = "sub",
         jwks_uri: str | None = None,
         subject: str | None = None,
+        service_principal_id: int | None = None,
     ) -> FederationPolicy:
+        """Create a policy with the REST API's validation (raises :class:`PolicyError`)."""
+        from mocks.databricks.policies import create_policy
+
+        oidc: dict[str, Any] = {"issuer": issuer, "subject_claim": subject_claim}
+        if audiences:
+            oidc["audiences"] = list(audiences)
+        if jwks_uri is not None:
+            oidc["jwks_uri"] = jwks_uri
         if subject is not None:
-            raise ValueError("account federation policies must not set 'subject' (SP policies do)")
-        policy = FederationPolicy(
-            policy_id=policy_id,
-            issuer=issuer,
-            audiences=list(audiences or [self.account_id]),
-            subject_claim=subject_claim,
-            jwks_uri=jwks_uri,
+            oidc["subject"] = subject
+        return create_policy(
+            self, {"oidc_policy": oidc}, policy_id=policy_id, sp_id=service_principal_id
         )
+
+    def account_policies(self) -> list[FederationPolicy]:
         with self._lock:
-            self.policies[policy_id] = policy
-        return policy
+            return [p for (sp, _), p in self.policies.items() if sp is None]
 
-    # -- token federation --------------------------------------------------------------
-    def exchange(self, workspace: Workspace, form: dict[str, str]) -> dict[str, Any]:
-        """Validate an RFC 8693 request (already shape-checked) and issue a workspace token."""
-        scopes = (form.get("scope") or "all-apis").split()
-        unknown = [s for s in scopes if s not in ALLOWED_SCOPES]
-        if unknown:
-            raise FederationError(
-                "invalid_scope", f"Requested scope(s) not allowed: {' '.join(unknown)}."
-            )
-        claims = self._validate_subject(workspace, form["subject_token"])
-        now = self.now()
-        lifetime = min(workspace.token_lifetime_cap, int(float(claims["exp"]) - now))
-        if lifetime <= 0:
-            raise self._subject_error(workspace, "The subject token has expired.")
-        username = claims["__subject"]
-        jti = str(uuid.uuid4())
-        issued_at = int(now)
-        token = workspace.keys.sign(
-            {
-                "iss": workspace.issuer,
-                "sub": username,
-                "aud": workspace.url,
-                "client_id": claims["__policy"],
-                "scope": " ".join(scopes),
-                "iat": issued_at,
-                "nbf": issued_at,
-                "exp": issued_at + lifetime,
-                "jti": jti,
-            },
-            {"typ": "at+jwt"},
-        )
+    def sp_policies(self, sp_id: int) -> list[FederationPolicy]:
         with self._lock:
-            workspace.issued[jti] = {"user": username, "scope": scopes, "exp": issued_at + lifetime}
-        body: dict[str, Any] = {
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "scope": " ".join(scopes),
-        }
-        if workspace.include_issued_token_type:
-            body["issued_token_type"] = ACCESS_TOKEN_TYPE
-        return body
-
-    def _subject_error(self, workspace: Workspace, description: str) -> FederationError:
-        return FederationError(
-            workspace.subject_error_code, description, workspace.subject_error_status
-        )
-
-    def _validate_subject(self, workspace: Workspace, token: str) -> dict[str, Any]:
-        fail = lambda text: self._subject_error(workspace, text)  # noqa: E731
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except (jwt.InvalidTokenError, ValueError, TypeError):
-            raise fail("The subject token is not a well-formed JWT.") from None
-        alg = header.get("alg")
-        if alg not in SUPPORTED_ALGS:
-            raise fail("The subject token must be signed with RS256 or ES256.")
-        if "crit" in header:
-            raise fail("The subject token uses unsupported critical header parameters.")
-        issuer = unverified.get("iss")
-        policy = next(
-            (p for p in self.policies.values() if isinstance(issuer, str) and p.issuer == issuer),
-            None,
-        )
-        if policy is None:
-            raise fail("The subject token issuer is not trusted by any federation policy.")
-        jwk = self._jwks.key(self._jwks_uri(policy), header.get("kid"))
-        if jwk is None:
-            raise fail("The subject token was not signed by a key of its issuer.")
-        try:
-            public = jwt.PyJWK(jwk)
-        except (jwt.PyJWKError, jwt.InvalidKeyError):
-            raise fail("The subject token was not signed by a key of its issuer.") from None
-        if public.algorithm_name != alg:
-            raise fail("The subject token algorithm does not match its issuer's key.")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                public.key,
-                algorithms=[alg],
-                options={
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                },
-            )
-        except jwt.InvalidTokenError:
-            raise fail("The subject token signature is invalid.") from None
-        now = self.now()
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float):
-            raise fail("The subject token has no expiry.")
-        if exp + workspace.skew <= now:
-            raise fail("The subject token has expired.")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and nbf - workspace.skew > now:
-            raise fail("The subject token is not yet valid.")
-        audiences = claims.get("aud")
-        audience_list = [audiences] if isinstance(audiences, str) else audiences
-        if not isinstance(audience_list, list) or not set(audience_list) & set(policy.audiences):
-            raise fail("The subject token audience is not accepted by the federation policy.")
-        subject = claims.get(policy.subject_claim)
-        if not isinstance(subject, str) or not subject:
-            raise fail(f"The subject token has no '{policy.subject_claim}' claim.")
-        if subject not in self.users:
-            raise fail("The subject token's subject is not a user of this account.")
-        claims["__subject"] = subject
-        claims["__policy"] = policy.policy_id
-        return claims
-
-    def _jwks_uri(self, policy: FederationPolicy) -> str:
-        if policy.jwks_uri:
-            return policy.jwks_uri
-        with self._lock:
-            cached = self._discovered.get(policy.issuer)
-        if cached is None:
-            cached = self._jwks.discover(policy.issuer)
-            with self._lock:
-                self._discovered[policy.issuer] = cached
-        return cached
+            return [p for (sp, _), p in self.policies.items() if sp == sp_id]
 
     # -- query history -----------------------------------------------------------------
     def record_query(
-        self, workspace: Workspace, user: str, statement: str, status: str, jti: str
+        self,
+        workspace: Workspace,
+        user: str,
+        statement: str,
+        status: str,
+        jti: str,
+        server: str = "sql",
     ) -> None:
         with self._lock:
-            workspace.query_history.append(QueryRecord(user, statement, self.now(), status, jti))
+            workspace.query_history.append(
+                QueryRecord(user, statement, self.now(), status, jti, server)
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """The account as ``GET /_harness/tenants`` shows it (no secrets)."""
+        with self._lock:
+            return {
+                "account_id": self.account_id,
+                "account_host": self.authority.url,
+                "workspaces": {
+                    w.name: {"url": w.url, "workspace_id": w.workspace_id}
+                    for w in self.workspaces.values()
+                },
+                "users": [
+                    {"user_name": u.user_name, "id": u.id, "account_admin": u.account_admin}
+                    for u in self.users.values()
+                ],
+                "service_principals": [
+                    {
+                        "id": s.id,
+                        "application_id": s.application_id,
+                        "display_name": s.display_name,
+                        "account_admin": s.account_admin,
+                    }
+                    for s in self.service_principals.values()
+                ],
+                "federation_policies": [
+                    {
+                        "policy_id": p.policy_id,
+                        "service_principal_id": p.service_principal_id,
+                        "issuer": p.issuer,
+                    }
+                    for p in self.policies.values()
+                ],
+            }
