@@ -149,6 +149,38 @@ def redeem(
     )
 
 
+def sign_in(
+    http: httpx.Client,
+    base: str = ISSUER,
+    *,
+    user: str = ALICE,
+    client_id: str = d.TEST_CLIENT_ID,
+    auth: dict[str, str] | None = None,
+    scope: str = FULL_SCOPE,
+    **extra: str,
+) -> dict[str, Any]:
+    """The whole code flow at any authorization server; ``base`` is where ``/v1/…`` lives."""
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": scope,
+        "state": "st",
+        **extra,
+    }
+    page = http.get(f"{base}/v1/authorize?{urlencode(params)}")
+    assert page.status_code == 200, page.text
+    code = redirect_query(submit(http, page, user, d.USER_PASSWORD))["code"]
+    response = http.post(
+        f"{base}/v1/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+        headers=TEST_AUTH if auth is None else auth,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def tokens(http: httpx.Client, **overrides: str) -> dict[str, Any]:
     response = redeem(http, login_code(http, **overrides))
     assert response.status_code == 200, response.text
