@@ -47,3 +47,25 @@ DATABRICKS_ACCOUNT_HOST = f"accounts.{DATABRICKS_DOMAIN}"
 DATABRICKS_ADMIN_SP_APPLICATION_ID = "8d4c1f2a-3b5e-4c6d-9e7f-0a1b2c3d4e5f"
 DATABRICKS_ADMIN_SP_NAME = "harness-admin"
 DATABRICKS_ADMIN_SP_SECRET = "dose-sandbox-Wq7rT2yU9iO4pA6s"
+
+SNOWFLAKE_DOMAIN = "snowflakecomputing.test"
+SNOWFLAKE_ACCOUNT = "myorg-acct1"
+SNOWFLAKE_HOST = f"{SNOWFLAKE_ACCOUNT}.{SNOWFLAKE_DOMAIN}"
+SNOWFLAKE_ROLES = ("ANALYST", "REPORTING", "SYSADMIN", "ACCOUNTADMIN")
+#: (user name, login name = Okta login, default role, granted roles)
+SNOWFLAKE_USERS = (
+    ("ALICE", "alice@example.com", "ANALYST", ("ANALYST",)),
+    ("BOB", "bob@example.com", "REPORTING", ("REPORTING",)),
+)
+#: External OAuth trusting the mock Okta default server: Okta's access-token ``aud`` and
+#: ``sub`` (the login) mapped to LOGIN_NAME.
+SNOWFLAKE_EXTERNAL_OAUTH = "OKTA_EXTERNAL_OAUTH"
+SNOWFLAKE_EXTERNAL_OAUTH_AUDIENCE = "api://default"
+#: The Snowflake OAuth client (``TYPE = OAUTH OAUTH_CLIENT = CUSTOM``) the harness uses.
+SNOWFLAKE_OAUTH_CLIENT = "HARNESS_CLIENT"
+SNOWFLAKE_OAUTH_CLIENT_ID = "D7xQ2mVb9LtRk4sWz1Pn8yHc3aE="
+SNOWFLAKE_OAUTH_CLIENT_SECRET = "sf-secret-Jt5vN8qL2wX7cR4bM9kZ"
+SNOWFLAKE_OAUTH_REDIRECT_URI = "http://127.0.0.1/callback"
+#: The managed MCP server ``SALES.PUBLIC.SALES_MCP``: SQL for ANALYST and REPORTING, search for
+#: ANALYST only.
+SNOWFLAKE_MCP_SERVER = ("SALES", "PUBLIC", "SALES_MCP")

@@ -20,6 +20,10 @@ from mocks.databricks.models import DatabricksAccount, Workspace
 from mocks.databricks.responses import DatabricksService
 from mocks.okta.models import OktaOrg
 from mocks.okta.responses import OktaService
+from mocks.snowflake.models import Account as SnowflakeAccount
+from mocks.snowflake.models import SnowflakeCloud
+from mocks.snowflake.responses import SnowflakeService
+from mocks.snowflake.seed import seed as seed_snowflake
 
 
 class Sandbox:
@@ -51,6 +55,8 @@ class Sandbox:
         )
         self.server.add(OktaService(self.okta))
         self.server.add(DatabricksService(self.databricks))
+        self.snowflake = SnowflakeCloud(self.context, domain=d.SNOWFLAKE_DOMAIN)
+        self.server.add(SnowflakeService(self.snowflake))
         self.seed()
 
     # -- shared objects ----------------------------------------------------------------
@@ -87,6 +93,9 @@ class Sandbox:
     def workspace(self, name: str) -> Workspace:
         return self.databricks.workspace(name)
 
+    def snowflake_account(self, name: str = d.SNOWFLAKE_ACCOUNT) -> SnowflakeAccount:
+        return self.snowflake.account(name)
+
     # -- data --------------------------------------------------------------------------
     def seed(self) -> None:
         """Apply the default data (called at construction and after every reset)."""
@@ -121,6 +130,7 @@ class Sandbox:
             secret=d.DATABRICKS_ADMIN_SP_SECRET,
             account_admin=True,
         )
+        seed_snowflake(self.snowflake, self.okta_issuer)
 
     def reset(self) -> None:
         self.server.reset()

@@ -1,0 +1,1 @@
+"""Mock Snowflake: accounts, External OAuth, Snowflake OAuth, token exchange, sessions, MCP."""
