@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -188,9 +189,11 @@ def test_faults_apply_to_tls_requests(https: httpx.Client, tls_sandbox: Sandbox)
     assert response.status_code == 503 and response.json() == {"error": "x"}
 
 
-def test_reset_fault_resets_the_tls_connection(https: httpx.Client, tls_sandbox: Sandbox) -> None:
+def test_reset_fault_resets_the_tls_connection(
+    https: httpx.Client, tls_sandbox: Sandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A TCP RST, as in plain HTTP; OpenSSL reports a reset under TLS as an unexpected EOF."""
-    tls_sandbox.context.faults.add(effect="reset", host=OKTA, first=2)
+    tls_sandbox.context.faults.add(effect="reset", host=OKTA, first=3)
     with pytest.raises(httpx.RemoteProtocolError, match="Server disconnected"):
         https.get(DISCOVERY)
     with _tunnel(tls_sandbox, OKTA) as tls:
@@ -200,7 +203,20 @@ def test_reset_fault_resets_the_tls_connection(https: httpx.Client, tls_sandbox:
         with raw, pytest.raises(ConnectionResetError):
             while raw.recv(4096):  # session tickets, then the reset
                 pass
+    with httpx.Client(proxy=tls_sandbox.proxy_url, trust_env=False) as plain:
+        with pytest.raises(httpx.ReadError, match="reset"):
+            plain.get(DISCOVERY.replace("https://", "http://"))
     assert https.get(DISCOVERY).status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_truncating_fault_over_tls(https: httpx.Client, tls_sandbox: Sandbox) -> None:
+    """Buffered TLS writes still send exactly the part of the body a truncation keeps."""
+    full = https.get(DISCOVERY).content
+    tls_sandbox.context.faults.add(effect="truncate", host=OKTA, keep=0.5)
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
+        https.get(DISCOVERY)
+    assert f"received {len(full) // 2} bytes, expected {len(full)}" in str(caught.value)
 
 
 def test_mocks_call_each_other_over_tls(https: httpx.Client, tls_sandbox: Sandbox) -> None:
@@ -427,3 +443,72 @@ def test_serve_ca_dir_needs_tls(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
     assert main(["serve", "--ca-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "mcp-harness: --ca-dir needs --tls\n"
+
+
+# -- the README recipes: requests by environment, Java by system properties ---------------------
+def test_requests_with_https_proxy_and_ca_bundle_env(
+    tls_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", tls_sandbox.proxy_url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_sandbox.ca_bundle))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    response = requests.get(DISCOVERY, timeout=10)
+    assert response.status_code == 200 and response.json()["issuer"] == ISSUER
+
+
+JAVA_FETCH = """
+import java.net.HttpURLConnection;
+import java.net.ProxySelector;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+
+public class Fetch {
+    public static void main(String[] args) throws Exception {
+        HttpClient client = HttpClient.newBuilder().proxy(ProxySelector.getDefault()).build();
+        HttpResponse<String> response = client.send(
+            HttpRequest.newBuilder(URI.create(args[0])).build(),
+            HttpResponse.BodyHandlers.ofString());
+        System.out.println(response.statusCode());
+        System.out.println(response.body());
+        HttpURLConnection legacy = (HttpURLConnection) URI.create(args[0]).toURL().openConnection();
+        System.out.println(legacy.getResponseCode());
+    }
+}
+"""
+
+
+@pytest.mark.skipif(not (shutil.which("java") and shutil.which("keytool")), reason="no JDK")
+def test_java_with_a_truststore_and_proxy_properties(tls_sandbox: Sandbox, tmp_path: Path) -> None:
+    """keytool imports the CA; https.proxyHost/Port route both Java HTTP clients via CONNECT."""
+    store = tmp_path / "sandbox-truststore.p12"
+    keytool = ["keytool", "-importcert", "-noprompt", "-alias", "mcp-harness-sandbox"]
+    ca, password = str(tls_sandbox.ca_bundle), "changeit"
+    subprocess.run(
+        [*keytool, "-file", ca, "-keystore", str(store), "-storepass", password],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    source = tmp_path / "Fetch.java"
+    source.write_text(JAVA_FETCH)
+    properties = {
+        "https.proxyHost": "127.0.0.1",
+        "https.proxyPort": str(tls_sandbox.server.port),
+        "javax.net.ssl.trustStore": str(store),
+        "javax.net.ssl.trustStorePassword": "changeit",
+    }
+    done = subprocess.run(
+        ["java", *(f"-D{k}={v}" for k, v in properties.items()), str(source), DISCOVERY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    status, body, legacy = done.stdout.splitlines()
+    assert (status, legacy) == ("200", "200")
+    assert json.loads(body)["issuer"] == ISSUER
