@@ -13,7 +13,6 @@ account as its authorization server (its exact JSON is unverified, §F).
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -167,9 +166,14 @@ def _call(
         if not isinstance(statement, str) or not statement.strip():
             return _rpc_error(rpc_id, -32602, "'sql' is required")
         record = QueryRecord(
-            str(uuid.uuid4()), identity.user.name, identity.role, statement, "SUCCESS",
-            account.now(), client=f"MCP:{server.database}.{server.schema}.{server.name}",
-        )  # fmt: skip
+            query_id=str(account.context.ids.uuid4()),
+            user=identity.user.name,
+            role=identity.role,
+            statement=statement,
+            status="SUCCESS",
+            time=account.now(),
+            client=f"MCP:{server.database}.{server.schema}.{server.name}",
+        )
         try:
             result = sql.run(
                 statement, user=identity.user.name, role=identity.role, account=account.name
@@ -190,7 +194,9 @@ def _call(
         limit = arguments.get("limit") if isinstance(arguments.get("limit"), int) else 10
         words = query.split()
         hits = [d for d in SEARCH_CORPUS if any(w in d["TEXT"].lower() for w in words)]
-        return _tool_result(rpc_id, {"results": hits[:limit], "request_id": str(uuid.uuid4())})
+        return _tool_result(
+            rpc_id, {"results": hits[:limit], "request_id": str(account.context.ids.uuid4())}
+        )
     return _tool_result(rpc_id, {"error": f"tool type {tool.type} is not emulated"}, error=True)
 
 

@@ -8,13 +8,11 @@ settings on :class:`AccountSettings`, each with its default documented there.
 
 from __future__ import annotations
 
-import secrets
 import threading
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from mocks.core.jose import KeySet, fixture_key
+from mocks.core.jose import KeySet
 from mocks.core.server import SandboxContext
 
 PUBLIC = "PUBLIC"
@@ -260,7 +258,7 @@ class Account:
         self.context = context
         self.name = name.lower()
         self.host = host.lower()
-        self.keys = KeySet([fixture_key(f"snowflake:{self.host}")])
+        self.keys = KeySet([context.key(f"snowflake:{self.host}")])
         self.lock = threading.RLock()
         self.settings = AccountSettings()
         self.users: dict[str, SnowflakeUser] = {}
@@ -273,7 +271,7 @@ class Account:
         self.codes: dict[str, AuthCode] = {}
         self.pending: dict[str, PendingAuthorization] = {}
         self.query_history: list[QueryRecord] = []
-        self._next_session = 1_000_000 + secrets.randbelow(10**6)
+        self._next_session = 1_000_000 + int(context.ids.token_hex(3), 16)
 
     @property
     def url(self) -> str:
@@ -426,7 +424,7 @@ class Account:
         JWT-shaped, never shows one whole; the ``jti`` registry makes them revocable.
         """
         now = int(self.now())
-        jti = uuid.uuid4().hex
+        jti = self.context.ids.token_hex(16)
         record = IssuedToken(
             jti=jti,
             kind=kind,

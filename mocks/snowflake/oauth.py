@@ -88,7 +88,7 @@ def validate_authorize(
 
 
 def start(account: Account, pending: PendingAuthorization) -> str:
-    txn = secrets.token_urlsafe(24)
+    txn = account.context.ids.token_urlsafe(24)
     with account.lock:
         account.pending = {k: v for k, v in account.pending.items() if v.expires_at > account.now()}
         account.pending[txn] = pending
@@ -120,7 +120,7 @@ def issue_code(account: Account, txn: str, user: SnowflakeUser) -> tuple[str, Pe
     client = account.oauth_client(request.client_id)
     if not user.has_role(role) or (client is not None and role in client.blocked_roles_list):
         raise OAuthFailure("invalid_scope", f"The role '{role}' is not granted to the user.")
-    code = secrets.token_urlsafe(32)
+    code = account.context.ids.token_urlsafe(32)
     with account.lock:
         account.codes = {k: v for k, v in account.codes.items() if v.expires_at > account.now()}
         account.codes[code] = AuthCode(

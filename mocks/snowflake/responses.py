@@ -16,7 +16,6 @@ import gzip
 import json
 import re
 import secrets
-import uuid
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
@@ -343,7 +342,7 @@ class SnowflakeService:
         statement = body.get("sqlText") if body is not None else None
         if not isinstance(statement, str) or not statement.strip():
             return gs_error("000900", "SQL compilation error:\nEmpty SQL statement.")
-        query_id = str(uuid.uuid4())
+        query_id = str(account.context.ids.uuid4())
         user = account.user(session.user)
         assert user is not None
         record = QueryRecord(
