@@ -55,7 +55,9 @@ def test_env_oidc_with_client_id_is_workload_identity_federation(
     client = WorkspaceClient(host=WS, auth_type="env-oidc", client_id=sp.application_id)
     me = client.current_user.me()
     assert me.user_name == sp.application_id and me.display_name == "ci-deployer"
-    [exchange] = sandbox.journal.entries(host="dbc-aaa.cloud.databricks.test", path="/oidc/v1/token")
+    [exchange] = sandbox.journal.entries(
+        host="dbc-aaa.cloud.databricks.test", path="/oidc/v1/token"
+    )
     assert exchange.form["client_id"] == sp.application_id
     assert exchange.form["grant_type"] == "urn:ietf:params:oauth:grant-type:token-exchange"
     assert exchange.form["scope"] == "all-apis"
