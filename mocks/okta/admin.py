@@ -37,6 +37,7 @@ from mocks.core.http import json_response
 from mocks.okta.models import (
     CLIENT_AUTH_METHODS,
     CUSTOM_AS_GRANTS,
+    OIDC_SCOPES,
     ORG_AS,
     AuthorizationServer,
     ClaimRule,
@@ -78,6 +79,8 @@ SERVER_FIELDS = {
     "trusted_servers",
     "claims",
 }
+DEFAULT_SERVER_SCOPES = ("openid", "profile", "email", "groups", "offline_access")
+"""A custom AS's scopes when none are given (what ``default`` has)."""
 CLAIM_FIELDS = {"name", "value", "tokens", "scopes", "group_filter"}
 
 
@@ -338,6 +341,9 @@ def _add_server(org: OktaOrg, params: dict[str, Any]) -> Response:
     claims = params.get("claims")
     rules = None if claims is None else [_claim_rule(c) for c in _objects(claims, "claims")]
     default_scopes = _strings(params, "default_scopes") or []
+    offered = OIDC_SCOPES + tuple(scopes) if scopes is not None else DEFAULT_SERVER_SCOPES
+    if not set(default_scopes) <= set(offered):
+        raise Invalid("'default_scopes' must be among the server's scopes")
     try:
         server = org.add_server(
             server_id,
@@ -350,9 +356,6 @@ def _add_server(org: OktaOrg, params: dict[str, Any]) -> Response:
         )
     except ValueError as exc:
         raise Invalid(str(exc)) from None
-    if not set(default_scopes) <= set(server.scopes):
-        org.servers.pop(server_id, None)
-        raise Invalid("'default_scopes' must be among the server's scopes")
     return json_response(server_view(org, server), 201)
 
 
