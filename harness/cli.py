@@ -244,6 +244,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             for name in defaults.WORKSPACES:
                 print(f"  Databricks workspace   {sandbox.workspace(name).url}")
             print(f"  reference broker       {target.url}")
+            if sandbox.ca_bundle is not None:
+                # BrokerConfig has no CA setting yet: its upstream client trusts certifi only.
+                print(
+                    "    (with --tls it cannot verify the sandbox certificates yet: use it "
+                    "without --tls, or point your own broker at the sandbox)"
+                )
             print(f"  broker resources       {target.url}/v1/databricks-sql/<dbc-segment>/mcp")
             print(f"  users                  {values['HARNESS_USERS']} (password in the env file)")
             if args.env_file:
