@@ -109,6 +109,12 @@ def test_tls_sandbox_publishes_https_urls(tls_sandbox: Sandbox) -> None:
     assert tls_sandbox.url.startswith("http://127.0.0.1:")  # the proxy port itself stays http
 
 
+def test_workspace_metadata_over_https(https: httpx.Client) -> None:
+    meta = https.get(f"https://{WS_HOST}/.well-known/databricks-config")
+    assert meta.status_code == 200
+    assert meta.json()["oidc_endpoint"] == f"https://{WS_HOST}/oidc"
+
+
 def test_plain_http_proxying_keeps_working_in_tls_mode(tls_sandbox: Sandbox) -> None:
     with httpx.Client(proxy=tls_sandbox.proxy_url, trust_env=False) as client:
         response = client.get(f"http://{OKTA}/oauth2/default/.well-known/openid-configuration")
@@ -418,6 +424,7 @@ def test_serve_tls_writes_the_ca_bundle_to_the_env_file(tmp_path: Path) -> None:
         values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
         assert values["HARNESS_CA_BUNDLE"] == str(ca_dir / "ca.pem")
         assert values["HARNESS_OKTA_ISSUER"] == ISSUER
+        assert values["HARNESS_DATABRICKS_WORKSPACES"].startswith(f"https://{WS_HOST},https://")
         ca = x509.load_pem_x509_certificate(Path(values["HARNESS_CA_BUNDLE"]).read_bytes())
         assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         printed = "".join(lines)
