@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from mocks.core.http import OAuthFailure
-from mocks.core.jose import KeySet, fixture_key
+from mocks.core.jose import KeySet
 from mocks.core.server import SandboxContext
 
 ACCESS_TOKEN_LIFETIME = 3600
@@ -390,12 +390,12 @@ class OktaOrg:
                 ORG_AS: AuthorizationServer(
                     ORG_AS,
                     "",
-                    KeySet([fixture_key(f"okta:{self.domain}#org")]),
+                    KeySet([self.context.key(f"okta:{self.domain}#org")]),
                     scopes=list(ORG_AS_SCOPES),
                     grant_types=list(ORG_AS_GRANTS),
                 ),
                 "default": AuthorizationServer(
-                    "default", "api://default", KeySet([fixture_key(f"okta:{self.domain}")])
+                    "default", "api://default", KeySet([self.context.key(f"okta:{self.domain}")])
                 ),
             }
             self.users: dict[str, OktaUser] = {}
@@ -485,7 +485,7 @@ class OktaOrg:
         name = (
             f"okta:{self.domain}" if server_id == "default" else f"okta:{self.domain}/{server_id}"
         )
-        server = AuthorizationServer(server_id, audience, KeySet([fixture_key(name)]))
+        server = AuthorizationServer(server_id, audience, KeySet([self.context.key(name)]))
         if scopes is not None:
             server.scopes = list(dict.fromkeys([*OIDC_SCOPES, *scopes]))
         if grant_types is not None:
