@@ -10,6 +10,7 @@ harness can move it.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -53,6 +54,11 @@ class Broker:
         #: One client for every upstream call; ``http`` lets tests inject a mock transport.
         self.http = http or httpx.Client(
             proxy=config.upstream_proxy,
+            verify=(
+                ssl.create_default_context(cafile=config.upstream_ca_bundle)
+                if config.upstream_ca_bundle
+                else True
+            ),
             trust_env=False,
             timeout=config.upstream_timeout,
             follow_redirects=False,

@@ -50,6 +50,7 @@ class BrokerConfig:
     okta_client_id: str
     okta_client_secret: str = field(repr=False)
     upstream_proxy: str | None = None
+    upstream_ca_bundle: str | None = None
     databricks_host_template: str = DEFAULT_HOST_TEMPLATE
     segment_pattern: str = DEFAULT_SEGMENT_PATTERN
     databricks_scope: str = "sql"
@@ -73,6 +74,10 @@ class BrokerConfig:
             )
         if self.upstream_proxy is not None:
             _check_url("upstream_proxy", self.upstream_proxy)
+        if self.upstream_ca_bundle is not None and not os.path.isfile(self.upstream_ca_bundle):
+            raise ConfigError(
+                f"upstream_ca_bundle is not a readable file: {self.upstream_ca_bundle!r}"
+            )
         self._check_host_template()
         try:
             re.compile(self.segment_pattern)
@@ -138,6 +143,7 @@ class BrokerConfig:
             ("okta_client_id", "OKTA_CLIENT_ID", ()),
             ("okta_client_secret", "OKTA_CLIENT_SECRET", ()),
             ("upstream_proxy", "UPSTREAM_PROXY", ("BROKER_PROXY", "HARNESS_PROXY")),
+            ("upstream_ca_bundle", "UPSTREAM_CA_BUNDLE", ("HARNESS_CA_BUNDLE",)),
             ("databricks_host_template", "DATABRICKS_HOST_TEMPLATE", ()),
             ("segment_pattern", "SEGMENT_PATTERN", ()),
             ("databricks_scope", "DATABRICKS_SCOPE", ()),

@@ -32,6 +32,12 @@ class UsageError(Exception):
     pass
 
 
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-harness",
@@ -68,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
         "-x", "--exitfirst", action="store_true", help="stop after the first failing scenario"
     )
     run.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
+    run.add_argument(
+        "--tls", action="store_true", help="serve the sandbox over HTTPS (https:// issuers)"
+    )
+    run.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="derive every mock key, kid and generated id from this integer (replayable runs)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="print only the verdict")
 
     serve = sub.add_parser("serve", help="keep the sandbox and the reference broker up")
@@ -89,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="with --tls: keep the sandbox CA here and reuse it on later runs "
         "(default: a temporary directory removed on exit)",
+    )
+    serve.add_argument(
+        "--seed", type=_seed, default=None, help="derive mock keys and ids from this integer"
     )
 
     lst = sub.add_parser("list", help="list scenarios and reference broker variants")
@@ -153,7 +171,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenarios = [s for s in _load(args.paths) if select(s.id)]
     if not scenarios:
         raise UsageError("no scenario matches the selection")
-    with HarnessSession(args.broker, port=args.port) as session:
+    with HarnessSession(args.broker, port=args.port, tls=args.tls, seed=args.seed) as session:
         run = session.new_run(new_run_id(time.time()))
         for scenario in scenarios:
             result = session.run_scenario(scenario)
@@ -211,7 +229,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    sandbox = Sandbox(port=args.port, tls=args.tls, ca_dir=args.ca_dir).start()
+    sandbox = Sandbox(port=args.port, tls=args.tls, ca_dir=args.ca_dir, seed=args.seed).start()
     try:
         target = ReferenceTarget(sandbox, port=args.broker_port)
         try:
@@ -244,12 +262,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             for name in defaults.WORKSPACES:
                 print(f"  Databricks workspace   {sandbox.workspace(name).url}")
             print(f"  reference broker       {target.url}")
-            if sandbox.ca_bundle is not None:
-                # BrokerConfig has no CA setting yet: its upstream client trusts certifi only.
-                print(
-                    "    (with --tls it cannot verify the sandbox certificates yet: use it "
-                    "without --tls, or point your own broker at the sandbox)"
-                )
             print(f"  broker resources       {target.url}/v1/databricks-sql/<dbc-segment>/mcp")
             print(f"  users                  {values['HARNESS_USERS']} (password in the env file)")
             if args.env_file:

@@ -10,6 +10,7 @@ the sandbox server as an HTTP proxy, as a browser or client would reach them ove
 from __future__ import annotations
 
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -76,13 +77,21 @@ def parse_login_form(html: str) -> tuple[str, dict[str, str]]:
     return parser.action, parser.inputs
 
 
-def make_http_client(proxy_url: str) -> httpx.Client:
-    """Direct for the broker (loopback), through the sandbox proxy for ``*.test`` hosts."""
+def make_http_client(proxy_url: str, ca_bundle: str | None = None) -> httpx.Client:
+    """Direct for the broker (loopback), through the sandbox proxy for ``*.test`` hosts.
+
+    With a TLS sandbox, ``ca_bundle`` is its CA: the sandbox hosts are trusted and nothing else
+    changes, as for a browser whose administrator installed a corporate CA.
+    """
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+    )
     return httpx.Client(
         trust_env=False,
         follow_redirects=False,
         timeout=15.0,
-        mounts={"all://*.test": httpx.HTTPTransport(proxy=proxy_url)},
+        verify=verify,
+        mounts={"all://*.test": httpx.HTTPTransport(proxy=proxy_url, verify=verify)},
     )
 
 

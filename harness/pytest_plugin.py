@@ -35,6 +35,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="also write the harness reports (HTML, JSON, JUnit, Markdown) to this directory",
     )
+    group.addoption(
+        "--harness-tls",
+        action="store_true",
+        default=False,
+        help="serve the sandbox over HTTPS (CONNECT through the proxy, https:// issuers)",
+    )
+    group.addoption(
+        "--harness-seed",
+        type=int,
+        default=None,
+        help="derive every mock key, kid and generated id from this integer",
+    )
     parser.addini("harness_broker", "default broker under test", default="reference")
 
 
@@ -84,7 +96,11 @@ def _session(config: pytest.Config) -> Any:
 
     session = config.stash[_SESSION_KEY]
     if session is None:
-        session = HarnessSession(_broker(config)).start()
+        session = HarnessSession(
+            _broker(config),
+            tls=bool(config.getoption("--harness-tls")),
+            seed=config.getoption("--harness-seed"),
+        ).start()
         config.stash[_SESSION_KEY] = session
         run = session.new_run(f"pytest-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
         config.stash[_RUN_KEY] = run

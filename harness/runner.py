@@ -105,7 +105,8 @@ class _Execution:
         self.target = runner.target
         self.scenario = scenario
         self.result = result
-        self.recorder = EvidenceRecorder(make_http_client(self.sandbox.proxy_url))
+        ca = str(self.sandbox.ca_bundle) if self.sandbox.ca_bundle else None
+        self.recorder = EvidenceRecorder(make_http_client(self.sandbox.proxy_url, ca))
         self.client = McpClient(self.target.url, self.recorder)
         self.sessions: dict[str, Session] = {}
         self.clients: dict[str, ClientRegistration] = {}

@@ -18,14 +18,23 @@ from mocks.sandbox import Sandbox
 
 
 class HarnessSession:
-    def __init__(self, broker: str = "reference", *, port: int = 0) -> None:
+    def __init__(
+        self,
+        broker: str = "reference",
+        *,
+        port: int = 0,
+        tls: bool = False,
+        seed: int | None = None,
+    ) -> None:
         self.broker_spec = broker
         self.port = port
+        self.tls = tls
+        self.seed = seed
         self.sandbox: Sandbox | None = None
         self.target: Target | None = None
 
     def start(self) -> HarnessSession:
-        self.sandbox = Sandbox(port=self.port).start()
+        self.sandbox = Sandbox(port=self.port, tls=self.tls, seed=self.seed).start()
         try:
             self.target = make_target(self.broker_spec, self.sandbox)
         except BaseException:
@@ -60,6 +69,8 @@ class HarnessSession:
             environment={
                 "sandbox": self.sandbox.url if self.sandbox else None,
                 "broker_url": self.target.url if self.target else None,
+                "tls": self.tls,
+                "seed": self.seed,
             },
         )
 

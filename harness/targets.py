@@ -68,7 +68,8 @@ def reference_config_values(sandbox: Sandbox) -> dict[str, str]:
         "okta_client_id": defaults.BROKER_CLIENT_ID,
         "okta_client_secret": defaults.BROKER_CLIENT_SECRET,
         "upstream_proxy": sandbox.proxy_url,
-        "databricks_host_template": f"http://%s.{defaults.DATABRICKS_DOMAIN}",
+        "databricks_host_template": sandbox.context.url_for(f"%s.{defaults.DATABRICKS_DOMAIN}"),
+        **({"upstream_ca_bundle": str(sandbox.ca_bundle)} if sandbox.ca_bundle else {}),
     }
 
 
@@ -93,6 +94,7 @@ class ReferenceTarget:
             okta_client_id=values["okta_client_id"],
             okta_client_secret=values["okta_client_secret"],
             upstream_proxy=values["upstream_proxy"],
+            upstream_ca_bundle=values.get("upstream_ca_bundle"),
             databricks_host_template=values["databricks_host_template"],
             storage=":memory:",
         )
