@@ -5,10 +5,16 @@ One item per scenario variant, named by its id (``invalid-segment[newline]``), s
 session and are reset before every scenario. Options (all prefixed, like Tavern's):
 ``--harness-broker`` selects the broker (default ``reference``); ``--harness-report-dir``
 also writes the harness reports at the end of the session.
+
+Under pytest-xdist (``-n auto``) every worker has its own sandbox and broker; each worker sends
+its scenario results to the controller at the end (``workeroutput``), and the controller
+writes one merged report (by file and line).
 """
 
 from __future__ import annotations
 
+import base64
+import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +27,8 @@ from harness.scenario import SCENARIO_SUFFIX, Scenario, ScenarioError, load_file
 
 _SESSION_KEY = pytest.StashKey["Any"]()
 _RUN_KEY = pytest.StashKey[RunResult | None]()
+_MERGED_KEY = pytest.StashKey[list[ScenarioResult]]()
+_WORKER_OUTPUT = "mcp_harness_scenarios"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +62,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): requirement catalog row a scenario covers")
     config.stash[_SESSION_KEY] = None
     config.stash[_RUN_KEY] = None
+    config.stash[_MERGED_KEY] = []
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect one worker's scenario results (our own pickles, our workers)."""
+    payload = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if payload:
+        results: list[ScenarioResult] = pickle.loads(base64.b64decode(payload))
+        node.config.stash[_MERGED_KEY].extend(results)
 
 
 def _broker(config: pytest.Config) -> str:
@@ -151,14 +173,33 @@ class ScenarioItem(pytest.Item):
         return self.path, self.scenario.line - 1, f"scenario: {self.scenario.id}"
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    run = config.stash.get(_RUN_KEY, None)
+    if _is_worker(config) and run is not None and run.scenarios:
+        config.workeroutput[_WORKER_OUTPUT] = base64.b64encode(  # type: ignore[attr-defined]
+            pickle.dumps(run.scenarios)
+        ).decode()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(_SESSION_KEY, None)
-    if session is None:
-        return
     run = config.stash.get(_RUN_KEY, None)
+    if session is not None:
+        session.stop()
     report_dir = config.getoption("--harness-report-dir")
-    session.stop()
-    if run is not None and report_dir and run.scenarios:
+    if not report_dir or _is_worker(config):
+        return
+    merged = config.stash.get(_MERGED_KEY, [])
+    if merged:  # the xdist controller: no session of its own, the workers' results
+        from harness.session import HarnessSession
+
+        run = HarnessSession(_broker(config)).new_run(
+            f"pytest-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        )
+        # The controller collects nothing: file and line order is what a reader scans by.
+        run.scenarios = sorted(merged, key=lambda s: (s.file, s.line, s.id))
+    if run is not None and run.scenarios:
         from harness.reporting import write_reports
 
         run.finished_at = time.time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -57,3 +58,23 @@ def test_broken_scenario_file_is_a_clean_collection_error(pytester: pytest.Pytes
     out = result.stdout.str()
     assert "bad.scenario.yaml:5: steps: [] should be non-empty" in out
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_xdist_workers_merge_into_one_report(pytester: pytest.Pytester, scenarios: Path) -> None:
+    out = pytester.path / "reports"
+    result = pytester.runpytest_subprocess(
+        str(scenarios),
+        "-n",
+        "2",
+        "-k",
+        "segment or isolation",
+        "--harness-broker",
+        "reference:no-segment-check",
+        f"--harness-report-dir={out}",
+    )
+    result.assert_outcomes(passed=3, failed=8)
+    merged = json.loads((out / "latest" / "results.json").read_text())
+    assert merged["summary"]["total"] == 11 and merged["summary"]["FAILED"] == 8
+    assert merged["broker"] == "reference:no-segment-check"
+    ids = [s["id"] for s in merged["scenarios"]]
+    assert ids[-1] == "token-isolation" and len(set(ids)) == 11

@@ -14,6 +14,7 @@ not, and they are never used outside the sandbox.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import secrets
 import threading
@@ -26,6 +27,8 @@ from mocks.core.jose import SUPPORTED_ALGS, SigningKey
 
 _PUBLIC_EXPONENT = 65537
 _SMALL_PRIMES = [p for p in range(3, 8000) if all(p % q for q in range(2, int(p**0.5) + 1))]
+#: One gcd with the product of the small primes replaces ~1000 trial divisions (in C).
+_PRIMORIAL = math.prod(_SMALL_PRIMES)
 
 
 def _rng(seed: int, name: str) -> random.Random:
@@ -35,7 +38,7 @@ def _rng(seed: int, name: str) -> random.Random:
 
 def _is_probable_prime(n: int, rng: random.Random, rounds: int = 5) -> bool:
     # 5 rounds: FIPS 186-5 Table B.1 for random 1024-bit candidates (error < 2^-100).
-    if any(n % p == 0 for p in _SMALL_PRIMES):
+    if math.gcd(n, _PRIMORIAL) != 1:
         return n in _SMALL_PRIMES
     d, r = n - 1, 0
     while d % 2 == 0:
