@@ -52,6 +52,9 @@ SNOWFLAKE_DOMAIN = "snowflakecomputing.test"
 SNOWFLAKE_ACCOUNT = "myorg-acct1"
 SNOWFLAKE_HOST = f"{SNOWFLAKE_ACCOUNT}.{SNOWFLAKE_DOMAIN}"
 SNOWFLAKE_ROLES = ("ANALYST", "REPORTING", "SYSADMIN", "ACCOUNTADMIN")
+#: Custom scopes of the Okta ``default`` server that Snowflake External OAuth maps to roles,
+#: as Snowflake's Okta guide has administrators create them (``session:role:<ROLE>``).
+OKTA_SNOWFLAKE_SCOPES = ("session:role:ANALYST", "session:role:REPORTING", "session:role-any")
 #: (user name, login name = Okta login, default role, granted roles)
 SNOWFLAKE_USERS = (
     ("ALICE", "alice@example.com", "ANALYST", ("ANALYST",)),

@@ -114,6 +114,9 @@ class Sandbox:
                 token_endpoint_auth_method="client_secret_basic",
                 grant_types=["authorization_code", "refresh_token"],
             )
+        default_server = self.okta.server(d.OKTA_AUTH_SERVER)
+        assert default_server is not None
+        default_server.scopes.extend(d.OKTA_SNOWFLAKE_SCOPES)
         for name, workspace_id in d.WORKSPACES.items():
             self.databricks.add_workspace(name, workspace_id=workspace_id)
         for login, *_ in d.USERS:

@@ -805,3 +805,20 @@ def test_key_rotation_and_reset(sandbox: Sandbox, http: httpx.Client, admin: htt
     sandbox.snowflake_account().add_role("TEMP")
     sandbox.reset()
     assert "TEMP" not in sandbox.snowflake_account().roles
+
+
+def test_connector_with_a_token_from_the_okta_code_flow(
+    sandbox: Sandbox, http: httpx.Client
+) -> None:
+    """End to end with no minting: Okta's default server offers the role scopes (§B.1)."""
+    pytest.importorskip("snowflake.connector")
+    from test_mock_okta import sign_in
+
+    tokens = sign_in(http, scope="openid session:role:REPORTING", user=BOB)
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert claims["scp"] == ["openid", "session:role:REPORTING"] and claims["sub"] == BOB
+    conn = connect(sandbox, tokens["access_token"], role="REPORTING")
+    cursor = conn.cursor()
+    cursor.execute("SELECT CURRENT_USER(), CURRENT_ROLE()")
+    assert cursor.fetchone() == ("BOB", "REPORTING")
+    conn.close()
