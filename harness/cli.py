@@ -248,6 +248,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 "HARNESS_DATABRICKS_WORKSPACES": ",".join(
                     sandbox.workspace(name).url for name in defaults.WORKSPACES
                 ),
+                "HARNESS_DATABRICKS_ACCOUNT_HOST": sandbox.context.url_for(
+                    defaults.DATABRICKS_ACCOUNT_HOST
+                ),
+                "HARNESS_DATABRICKS_ACCOUNT_ID": defaults.DATABRICKS_ACCOUNT_ID,
+                "HARNESS_SNOWFLAKE_ACCOUNTS": sandbox.snowflake_account().url,
                 "HARNESS_BROKER": target.url,
             }
             if sandbox.ca_bundle is not None:
@@ -261,6 +266,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"  Okta issuer            {sandbox.okta_issuer}")
             for name in defaults.WORKSPACES:
                 print(f"  Databricks workspace   {sandbox.workspace(name).url}")
+            print(f"  Databricks account     {values['HARNESS_DATABRICKS_ACCOUNT_HOST']}")
+            print(f"  Snowflake account      {values['HARNESS_SNOWFLAKE_ACCOUNTS']}")
             print(f"  reference broker       {target.url}")
             print(f"  broker resources       {target.url}/v1/databricks-sql/<dbc-segment>/mcp")
             print(f"  users                  {values['HARNESS_USERS']} (password in the env file)")

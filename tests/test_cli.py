@@ -122,6 +122,9 @@ def test_serve_writes_env_file_and_answers(tmp_path: Path) -> None:
             "HARNESS_USERS",
             "HARNESS_USER_PASSWORD",
             "HARNESS_DATABRICKS_WORKSPACES",
+            "HARNESS_DATABRICKS_ACCOUNT_HOST",
+            "HARNESS_DATABRICKS_ACCOUNT_ID",
+            "HARNESS_SNOWFLAKE_ACCOUNTS",
             "HARNESS_BROKER",
         }
         assert set(values) == expected
@@ -134,6 +137,13 @@ def test_serve_writes_env_file_and_answers(tmp_path: Path) -> None:
             assert doc.json()["issuer"] == values["HARNESS_OKTA_ISSUER"]
             for workspace in values["HARNESS_DATABRICKS_WORKSPACES"].split(","):
                 assert client.get(workspace + "/.well-known/databricks-config").status_code == 200
+            account = values["HARNESS_DATABRICKS_ACCOUNT_HOST"]
+            oidc = f"{account}/oidc/accounts/{values['HARNESS_DATABRICKS_ACCOUNT_ID']}"
+            assert client.get(oidc + "/.well-known/oauth-authorization-server").status_code == 200
+            snowflake = values["HARNESS_SNOWFLAKE_ACCOUNTS"]
+            assert snowflake == "http://myorg-acct1.snowflakecomputing.test"
+            login = client.post(snowflake + "/session/v1/login-request", json={"data": {}})
+            assert login.status_code == 200 and login.json()["success"] is False
         assert values["HARNESS_OKTA_CLIENT_SECRET"] not in "".join(lines)
     finally:
         process.send_signal(signal.SIGINT)
