@@ -1,12 +1,15 @@
 """A relying party's view of a foreign issuer's keys: fetched over HTTP, cached, verified.
 
-Mocks that trust an external IdP (Snowflake External OAuth integrations, and any later
-relying party) fetch the IdP's JWKS *through the sandbox*, exactly as the real service would
-over the network, so faults such as a JWKS outage or a key rotation reach them. Keys are cached
-per URL for :data:`MAX_AGE` seconds of sandbox-clock time and refetched at once on an unknown
-``kid``, which is how real relying parties survive a rotation.
+Mocks that trust an external IdP (Snowflake External OAuth integrations, Databricks federation
+policies) fetch the IdP's JWKS *through the sandbox*, exactly as the real service would over
+the network, so faults such as a JWKS outage or a key rotation reach them. Keys are cached per
+URL for :data:`MAX_AGE` seconds of sandbox-clock time (so a scenario that advances the clock
+sees a refetch, as it would after that long in production) and refetched at once on an unknown
+``kid``, which is how real relying parties survive a rotation. An issuer's ``jwks_uri`` can be
+found from its OpenID discovery document (:meth:`JwksCache.discover`), cached until
+:meth:`JwksCache.clear`.
 
-(The Databricks mock keeps its own private copy of this logic; it can move here later.)
+Failures are exceptions, not HTTP answers: each relying party words them as its vendor does.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ class JwksUnavailable(Exception):
     """The issuer's keys (or discovery document) could not be retrieved or parsed."""
 
 
+class DiscoveryUnavailable(JwksUnavailable):
+    """The issuer's discovery document could not be read or names no ``jwks_uri``."""
+
+
+def keys_by_kid(keys: list[Any]) -> dict[str, dict[str, Any]]:
+    """The JWKs of a JWKS ``keys`` array by ``kid`` (entries without a string ``kid`` dropped)."""
+    return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+
+
 class JwksCache:
     """Issuer keys by JWKS URL, cached on the sandbox clock, refetched on an unknown ``kid``."""
 
@@ -36,11 +48,14 @@ class JwksCache:
         self.context = context
         self.max_age = max_age
         self._entries: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._discovered: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def clear(self) -> None:
+        """Forget every cached key set and discovered ``jwks_uri`` (a tenant reset)."""
         with self._lock:
             self._entries.clear()
+            self._discovered.clear()
 
     def key(self, jwks_uri: str, kid: str | None) -> dict[str, Any] | None:
         """The JWK with ``kid`` published at ``jwks_uri``, or ``None`` if it is not there."""
@@ -63,7 +78,24 @@ class JwksCache:
         keys = data.get("keys") if isinstance(data, dict) else None
         if not isinstance(keys, list):
             raise JwksUnavailable(jwks_uri)
-        return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+        return keys_by_kid(keys)
+
+    def discover(self, issuer: str) -> str:
+        """The ``jwks_uri`` of ``issuer``'s OpenID discovery document, fetched once per issuer."""
+        with self._lock:
+            cached = self._discovered.get(issuer)
+        if cached is not None:
+            return cached
+        try:
+            response = self.context.http().get(f"{issuer}/.well-known/openid-configuration")
+            uri = response.json().get("jwks_uri") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            uri = None
+        if not isinstance(uri, str):
+            raise DiscoveryUnavailable(issuer)
+        with self._lock:
+            self._discovered[issuer] = uri
+        return uri
 
 
 def verify_with_jwk(token: str, jwk: dict[str, Any]) -> dict[str, Any]:

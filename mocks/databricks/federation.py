@@ -2,7 +2,8 @@
 
 A subject JWT is accepted only when a policy names its issuer *exactly*, its signature verifies
 with that policy's keys (``jwks_json``, ``jwks_uri``, or the issuer's discovery document,
-fetched through the sandbox and cached), it is RS256 or ES256 with no ``crit`` header, it is
+fetched through the sandbox and cached on the sandbox clock by
+:class:`mocks.core.jwks.JwksCache`), it is RS256 or ES256 with no ``crit`` header, it is
 within ``exp``/``nbf`` (with the authority's skew), its ``aud`` contains one of the policy's
 audiences, and its subject claim is present (account policies) or equals the policy's
 ``subject`` exactly (service-principal policies). Refusals never quote the token.
@@ -11,102 +12,49 @@ audiences, and its subject claim is present (account policies) or equals the pol
 from __future__ import annotations
 
 import json
-import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import jwt
 
 from mocks.core.http import OAuthFailure
 from mocks.core.jose import SUPPORTED_ALGS
+from mocks.core.jwks import (
+    DiscoveryUnavailable,
+    JwksCache,
+    JwksUnavailable,
+    keys_by_kid,
+    verify_with_jwk,
+)
 from mocks.core.server import SandboxContext
 from mocks.databricks.models import Authority, FederationPolicy
-
-JWKS_CACHE_SECONDS = 300.0
-_NO_TIME_CHECKS = {
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-}
 
 
 def _unavailable(text: str) -> OAuthFailure:
     return OAuthFailure("temporarily_unavailable", text, 503)
 
 
-class _JwksCache:
-    """Issuer keys fetched through the sandbox, cached per URL, refetched on an unknown kid."""
-
-    def __init__(self, context: SandboxContext) -> None:
-        self.context = context
-        self._entries: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
-        self._discovered: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._discovered.clear()
-
-    def key(self, jwks_uri: str, kid: str | None) -> dict[str, Any] | None:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._entries.get(jwks_uri)
-        if cached is not None and now - cached[0] < JWKS_CACHE_SECONDS and kid in cached[1]:
-            return cached[1][kid]
-        keys = self._fetch(jwks_uri)
-        with self._lock:
-            self._entries[jwks_uri] = (now, keys)
-        return keys.get(kid) if kid is not None else None
-
-    def _fetch(self, jwks_uri: str) -> dict[str, dict[str, Any]]:
-        try:
-            response = self.context.http().get(jwks_uri)
-            data = response.json() if response.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
-            raise _unavailable("The issuer's signing keys could not be retrieved.") from None
-        keys = data.get("keys") if isinstance(data, dict) else None
-        if not isinstance(keys, list):
-            raise _unavailable("The issuer's signing keys could not be retrieved.")
-        return _by_kid(keys)
-
-    def discover(self, issuer: str) -> str:
-        with self._lock:
-            cached = self._discovered.get(issuer)
-        if cached is not None:
-            return cached
-        try:
-            response = self.context.http().get(f"{issuer}/.well-known/openid-configuration")
-            uri = response.json().get("jwks_uri") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
-            uri = None
-        if not isinstance(uri, str):
-            raise _unavailable("The issuer's discovery document could not be read.")
-        with self._lock:
-            self._discovered[issuer] = uri
-        return uri
-
-
-def _by_kid(keys: list[Any]) -> dict[str, dict[str, Any]]:
-    return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
-
-
 class SubjectVerifier:
     """Checks subject tokens for one account; holds the JWKS cache of trusted issuers."""
 
     def __init__(self, context: SandboxContext) -> None:
-        self._jwks = _JwksCache(context)
+        self._jwks = JwksCache(context)
 
     def clear(self) -> None:
         self._jwks.clear()
 
     def _jwk(self, policy: FederationPolicy, kid: str | None) -> dict[str, Any] | None:
+        """The policy's key ``kid``: from its inline ``jwks_json``, its ``jwks_uri``, or the
+        issuer's discovery document; an unreachable issuer is a 503, not a refused token."""
         if policy.jwks_json is not None:
-            return _by_kid(json.loads(policy.jwks_json).get("keys", [])).get(kid or "")
-        uri = policy.jwks_uri or self._jwks.discover(policy.issuer)
-        return self._jwks.key(uri, kid)
+            return keys_by_kid(json.loads(policy.jwks_json).get("keys", [])).get(kid or "")
+        try:
+            uri = policy.jwks_uri or self._jwks.discover(policy.issuer)
+            return self._jwks.key(uri, kid)
+        except DiscoveryUnavailable:
+            raise _unavailable("The issuer's discovery document could not be read.") from None
+        except JwksUnavailable:
+            raise _unavailable("The issuer's signing keys could not be retrieved.") from None
 
     def verify(
         self, authority: Authority, token: str, policies: list[FederationPolicy], now: float
@@ -159,9 +107,8 @@ class SubjectVerifier:
         token: str,
         header: dict[str, Any],
         candidates: list[FederationPolicy],
-        fail: Any,
+        fail: Callable[[str], OAuthFailure],
     ) -> dict[str, Any]:
-        alg = header["alg"]
         found_key = False
         for policy in candidates:
             jwk = self._jwk(policy, header.get("kid"))
@@ -169,21 +116,13 @@ class SubjectVerifier:
                 continue
             found_key = True
             try:
-                public = jwt.PyJWK(jwk)
-            except (jwt.PyJWKError, jwt.InvalidKeyError):
+                return verify_with_jwk(token, jwk)
+            except jwt.InvalidKeyError:  # an unusable key: another policy's may verify
                 continue
-            if public.algorithm_name != alg:
-                raise fail("The subject token algorithm does not match its issuer's key.")
-            try:
-                claims: dict[str, Any] = jwt.decode(
-                    token,
-                    public.key,
-                    algorithms=[alg],
-                    options=_NO_TIME_CHECKS,  # type: ignore[arg-type]
-                )
+            except jwt.InvalidAlgorithmError:
+                raise fail("The subject token algorithm does not match its issuer's key.") from None
             except jwt.InvalidTokenError:
                 continue
-            return claims
         if not found_key:
             raise fail("The subject token was not signed by a key of its issuer.")
         raise fail("The subject token signature is invalid.")
