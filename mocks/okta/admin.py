@@ -4,7 +4,9 @@ For brokers and tools in another process; in-process code calls :class:`OktaOrg`
 Bodies are JSON objects. Every request is validated completely before anything changes, and a
 refusal is ``400 invalid_request`` naming the offending field. Secrets and passwords never
 appear in answers, except a client secret in the answer that registered it (as RFC 7591
-registration does), so a caller can use a generated one.
+registration does), so a caller can use a generated one. Field and setting validation lives
+in :mod:`mocks.okta.admin_input`; the generic answers (``bad_request``, ``not_found``,
+``method_not_allowed``) are :mod:`mocks.core.admin`'s, so every mock refuses alike.
 
 =====================================  ======  ===========================================
 path                                   method  effect
@@ -32,8 +34,16 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from mocks.core.admin import admin_params, bad_request, method_not_allowed, not_found
+from mocks.core.admin import bad_request, method_not_allowed, not_found
 from mocks.core.http import json_response
+from mocks.okta.admin_input import (
+    SETTINGS,
+    Invalid,
+    body_params,
+    object_list,
+    str_list_param,
+    str_param,
+)
 from mocks.okta.models import (
     CLIENT_AUTH_METHODS,
     CUSTOM_AS_GRANTS,
@@ -84,10 +94,6 @@ DEFAULT_SERVER_SCOPES = ("openid", "profile", "email", "groups", "offline_access
 CLAIM_FIELDS = {"name", "value", "tokens", "scopes", "group_filter"}
 
 
-class Invalid(Exception):
-    """A refused admin request; the message is the ``error_description``."""
-
-
 # -- describe ---------------------------------------------------------------------------------
 def server_view(org: OktaOrg, server: AuthorizationServer) -> dict[str, Any]:
     return {
@@ -101,10 +107,6 @@ def server_view(org: OktaOrg, server: AuthorizationServer) -> dict[str, Any]:
         "claims": [rule.public() for rule in server.claims],
         "kids": [key.kid for key in server.keys.keys()],
     }
-
-
-SETTINGS: dict[str, Callable[[Any], Any]] = {}
-"""Setting name -> validator returning the value to store (raises :class:`Invalid`)."""
 
 
 def describe(org: OktaOrg) -> dict[str, Any]:
@@ -137,83 +139,53 @@ def handle(org: OktaOrg, request: Request, path: str) -> Response:
         return bad_request(str(exc))
 
 
-def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
-    params = admin_params(request)
-    if params is None:
-        raise Invalid("body must be a JSON object")
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise Invalid(
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
-    return params
+# -- collections and members ------------------------------------------------------------------
+def _collection(
+    request: Request,
+    key: str,
+    views: Callable[[], list[dict[str, Any]]],
+    create: Callable[[], Response],
+) -> Response:
+    """A collection path (``users``, ``clients``, ``servers``): GET lists, POST creates."""
+    if request.method == "GET":
+        return json_response({key: views()})
+    if request.method != "POST":
+        return method_not_allowed("GET, POST")
+    return create()
 
 
-def _str(params: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = params.get(name)
-    if value is None:
-        if required:
-            raise Invalid(f"'{name}' is required")
-        return None
-    if not isinstance(value, str) or not value:
-        raise Invalid(f"'{name}' must be a non-empty string")
-    return value
-
-
-def _strings(params: dict[str, Any], name: str) -> list[str] | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise Invalid(f"'{name}' must be a list of non-empty strings")
-    return list(value)
+def _member(
+    request: Request,
+    view: Callable[[], dict[str, Any]],
+    delete: Callable[[], object],
+    deleted: dict[str, Any],
+) -> Response:
+    """One member of a collection: GET shows it, DELETE removes it and names what went."""
+    if request.method == "GET":
+        return json_response(view())
+    if request.method != "DELETE":
+        return method_not_allowed("GET, DELETE")
+    delete()
+    return json_response({"status": "deleted", **deleted})
 
 
 # -- users ------------------------------------------------------------------------------------
 def _users(org: OktaOrg, request: Request, rest: list[str]) -> Response:
     if not rest:
-        if request.method == "GET":
-            return json_response({"users": [u.public() for u in list(org.users.values())]})
-        if request.method != "POST":
-            return method_not_allowed("GET, POST")
-        params = _body(request, USER_FIELDS)
-        login = _str(params, "login", required=True)
-        password = _str(params, "password", required=True)
-        assert login is not None and password is not None
-        if org.user_by_login(login) is not None:
-            raise Invalid(f"a user with login {login!r} already exists")
-        user_id = _str(params, "id")
-        if user_id is not None and not re.fullmatch(r"00u[A-Za-z0-9]{17}", user_id):
-            raise Invalid("'id' must look like an Okta user id: '00u' and 17 letters or digits")
-        if user_id is not None and org.user_by_id(user_id) is not None:
-            raise Invalid(f"a user with id {user_id!r} already exists")
-        attributes = params.get("attributes", {})
-        if not isinstance(attributes, dict):
-            raise Invalid("'attributes' must be an object")
-        user = org.add_user(
-            login,
-            password,
-            user_id=user_id,
-            given_name=_str(params, "given_name") or "",
-            family_name=_str(params, "family_name") or "",
-            email=_str(params, "email"),
-            groups=_strings(params, "groups") or (),
-            locale=_str(params, "locale") or "en_US",
-            zoneinfo=_str(params, "zoneinfo") or "America/Los_Angeles",
-            attributes=attributes,
+        return _collection(
+            request,
+            "users",
+            lambda: [u.public() for u in list(org.users.values())],
+            lambda: _create_user(org, body_params(request, USER_FIELDS)),
         )
-        return json_response(user.public(), 201)
     found = org.user_by_login(rest[0])
     if found is None:
         return not_found(f"no user with login {rest[0]!r}")
     user = found
     if len(rest) == 1:
-        if request.method == "GET":
-            return json_response(user.public())
-        if request.method != "DELETE":
-            return method_not_allowed("GET, DELETE")
-        org.delete_user(user.login)
-        return json_response({"status": "deleted", "login": user.login})
+        return _member(
+            request, user.public, lambda: org.delete_user(user.login), {"login": user.login}
+        )
     if len(rest) == 2 and rest[1] in ("deactivate", "activate"):
         if request.method != "POST":
             return method_not_allowed("POST")
@@ -225,44 +197,75 @@ def _users(org: OktaOrg, request: Request, rest: list[str]) -> Response:
     return not_found(f"no Okta admin endpoint users/{'/'.join(rest)}")
 
 
+def _create_user(org: OktaOrg, params: dict[str, Any]) -> Response:
+    login = str_param(params, "login", required=True)
+    password = str_param(params, "password", required=True)
+    assert login is not None and password is not None
+    if org.user_by_login(login) is not None:
+        raise Invalid(f"a user with login {login!r} already exists")
+    user_id = str_param(params, "id")
+    if user_id is not None and not re.fullmatch(r"00u[A-Za-z0-9]{17}", user_id):
+        raise Invalid("'id' must look like an Okta user id: '00u' and 17 letters or digits")
+    if user_id is not None and org.user_by_id(user_id) is not None:
+        raise Invalid(f"a user with id {user_id!r} already exists")
+    attributes = params.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise Invalid("'attributes' must be an object")
+    user = org.add_user(
+        login,
+        password,
+        user_id=user_id,
+        given_name=str_param(params, "given_name") or "",
+        family_name=str_param(params, "family_name") or "",
+        email=str_param(params, "email"),
+        groups=str_list_param(params, "groups") or (),
+        locale=str_param(params, "locale") or "en_US",
+        zoneinfo=str_param(params, "zoneinfo") or "America/Los_Angeles",
+        attributes=attributes,
+    )
+    return json_response(user.public(), 201)
+
+
 # -- clients ----------------------------------------------------------------------------------
 def _clients(org: OktaOrg, request: Request, rest: list[str]) -> Response:
     if not rest:
-        if request.method == "GET":
-            return json_response({"clients": [c.public() for c in list(org.clients.values())]})
-        if request.method != "POST":
-            return method_not_allowed("GET, POST")
-        return _register_client(org, _body(request, CLIENT_FIELDS))
-    client = org.client(rest[0]) if len(rest) == 1 else None
-    if client is None:
+        return _collection(
+            request,
+            "clients",
+            lambda: [c.public() for c in list(org.clients.values())],
+            lambda: _register_client(org, body_params(request, CLIENT_FIELDS)),
+        )
+    found = org.client(rest[0]) if len(rest) == 1 else None
+    if found is None:
         return not_found(f"no client {'/'.join(rest)!r}")
-    if request.method == "GET":
-        return json_response(client.public())
-    if request.method != "DELETE":
-        return method_not_allowed("GET, DELETE")
-    org.remove_client(client.client_id)
-    return json_response({"status": "deleted", "client_id": client.client_id})
+    client = found
+    return _member(
+        request,
+        client.public,
+        lambda: org.remove_client(client.client_id),
+        {"client_id": client.client_id},
+    )
 
 
 def _register_client(org: OktaOrg, params: dict[str, Any]) -> Response:
-    client_id = _str(params, "client_id") or "0oa" + secrets.token_hex(9)[:17]
+    client_id = str_param(params, "client_id") or "0oa" + secrets.token_hex(9)[:17]
     if not re.fullmatch(r"[A-Za-z0-9._~-]{1,100}", client_id):
         raise Invalid("'client_id' must be 1-100 URL-safe characters")
     if org.client(client_id) is not None:
         raise Invalid(f"a client with client_id {client_id!r} already exists")
-    method = _str(params, "token_endpoint_auth_method") or "client_secret_basic"
+    method = str_param(params, "token_endpoint_auth_method") or "client_secret_basic"
     if method not in CLIENT_AUTH_METHODS:
         raise Invalid(
             f"'token_endpoint_auth_method' must be one of {', '.join(CLIENT_AUTH_METHODS)}"
         )
-    grants = _strings(params, "grant_types") or ["authorization_code", "refresh_token"]
+    grants = str_list_param(params, "grant_types") or ["authorization_code", "refresh_token"]
     unknown = [g for g in grants if g not in CUSTOM_AS_GRANTS]
     if unknown:
         raise Invalid(f"unsupported grant_types: {', '.join(unknown)}")
-    redirect_uris = _strings(params, "redirect_uris") or []
+    redirect_uris = str_list_param(params, "redirect_uris") or []
     if "authorization_code" in grants and not redirect_uris:
         raise Invalid("'redirect_uris' is required for the authorization_code grant")
-    secret = _str(params, "client_secret")
+    secret = str_param(params, "client_secret")
     if method == "none" or method == "private_key_jwt":
         if secret is not None:
             raise Invalid(f"a {method} client has no client_secret")
@@ -278,10 +281,10 @@ def _register_client(org: OktaOrg, params: dict[str, Any]) -> Response:
             redirect_uris=redirect_uris,
             token_endpoint_auth_method=method,
             grant_types=grants,
-            response_types=_strings(params, "response_types") or ["code"],
-            post_logout_redirect_uris=_strings(params, "post_logout_redirect_uris") or [],
+            response_types=str_list_param(params, "response_types") or ["code"],
+            post_logout_redirect_uris=str_list_param(params, "post_logout_redirect_uris") or [],
             jwks=jwks,
-            jwks_uri=_str(params, "jwks_uri"),
+            jwks_uri=str_param(params, "jwks_uri"),
         )
     except ValueError as exc:
         raise Invalid(str(exc)) from None
@@ -294,53 +297,58 @@ def _register_client(org: OktaOrg, params: dict[str, Any]) -> Response:
 # -- servers ----------------------------------------------------------------------------------
 def _servers(org: OktaOrg, request: Request, rest: list[str]) -> Response:
     if not rest:
-        if request.method == "GET":
-            servers = list(org.servers.values())
-            return json_response({"servers": [server_view(org, s) for s in servers]})
-        if request.method != "POST":
-            return method_not_allowed("GET, POST")
-        return _add_server(org, _body(request, SERVER_FIELDS))
+        return _collection(
+            request,
+            "servers",
+            lambda: [server_view(org, s) for s in list(org.servers.values())],
+            lambda: _add_server(org, body_params(request, SERVER_FIELDS)),
+        )
     server_id = ORG_AS if rest[0] == ORG_ALIAS else rest[0]
-    server = org.server(server_id)
-    if server is None or len(rest) > 2 or (len(rest) == 2 and rest[1] != "keys"):
+    found = org.server(server_id)
+    if found is None or len(rest) > 2 or (len(rest) == 2 and rest[1] != "keys"):
         return not_found(f"no authorization server {'/'.join(rest)!r}")
+    server = found
     if len(rest) == 2:
         return _server_keys(org, request, server)
-    if request.method == "GET":
-        return json_response(server_view(org, server))
-    if request.method != "DELETE":
-        return method_not_allowed("GET, DELETE")
+    return _member(
+        request,
+        lambda: server_view(org, server),
+        lambda: _remove_server(org, server_id),
+        {"id": server_id},
+    )
+
+
+def _remove_server(org: OktaOrg, server_id: str) -> None:
     try:
         org.remove_server(server_id)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
-    return json_response({"status": "deleted", "id": server_id})
 
 
 def _add_server(org: OktaOrg, params: dict[str, Any]) -> Response:
-    server_id = _str(params, "id", required=True)
+    server_id = str_param(params, "id", required=True)
     assert server_id is not None
     if server_id == ORG_ALIAS or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", server_id):
         raise Invalid("'id' must be 1-64 letters, digits, '-' or '_' (and not 'org')")
-    audience = _str(params, "audience")
-    audiences = _strings(params, "audiences")
+    audience = str_param(params, "audience")
+    audiences = str_list_param(params, "audiences")
     if audiences is not None:
         if audience is not None or len(audiences) != 1:
             raise Invalid("give one audience: 'audience', or 'audiences' with exactly one entry")
         audience = audiences[0]
     if audience is None:
         raise Invalid("'audience' (or 'audiences') is required")
-    scopes = _strings(params, "scopes")
-    grants = _strings(params, "grant_types")
+    scopes = str_list_param(params, "scopes")
+    grants = str_list_param(params, "grant_types")
     if grants is not None and not set(grants) <= set(CUSTOM_AS_GRANTS):
         raise Invalid(f"'grant_types' must be among {', '.join(CUSTOM_AS_GRANTS)}")
-    trusted = _strings(params, "trusted_servers") or []
+    trusted = str_list_param(params, "trusted_servers") or []
     for other in trusted:
         if other == server_id or other not in org.servers or other == ORG_AS:
             raise Invalid(f"'trusted_servers': {other!r} is not another custom AS of this org")
     claims = params.get("claims")
-    rules = None if claims is None else [_claim_rule(c) for c in _objects(claims, "claims")]
-    default_scopes = _strings(params, "default_scopes") or []
+    rules = None if claims is None else [_claim_rule(c) for c in object_list(claims, "claims")]
+    default_scopes = str_list_param(params, "default_scopes") or []
     offered = OIDC_SCOPES + tuple(scopes) if scopes is not None else DEFAULT_SERVER_SCOPES
     if not set(default_scopes) <= set(offered):
         raise Invalid("'default_scopes' must be among the server's scopes")
@@ -359,38 +367,32 @@ def _add_server(org: OktaOrg, params: dict[str, Any]) -> Response:
     return json_response(server_view(org, server), 201)
 
 
-def _objects(value: Any, name: str) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise Invalid(f"'{name}' must be a list of objects")
-    return value
-
-
 def _claim_rule(params: dict[str, Any]) -> ClaimRule:
     unknown = sorted(set(params) - CLAIM_FIELDS)
     if unknown:
         raise Invalid(f"unknown claim field(s): {', '.join(unknown)}")
-    name = _str(params, "name", required=True)
-    value = _str(params, "value", required=True)
+    name = str_param(params, "name", required=True)
+    value = str_param(params, "value", required=True)
     assert name is not None and value is not None
     if value != "groups" and not re.fullmatch(r"user\.[A-Za-z_][A-Za-z0-9_]*", value):
         raise Invalid("a claim 'value' is 'groups' or 'user.<attribute>'")
-    tokens = _strings(params, "tokens") or ["id_token"]
+    tokens = str_list_param(params, "tokens") or ["id_token"]
     if not set(tokens) <= {"id_token", "access_token"}:
         raise Invalid("claim 'tokens' must be among id_token, access_token")
-    group_filter = _str(params, "group_filter") or ".*"
+    group_filter = str_param(params, "group_filter") or ".*"
     try:
         re.compile(group_filter)
     except re.error as exc:
         raise Invalid(f"claim 'group_filter' is not a regular expression: {exc}") from None
     return ClaimRule(
-        name, value, tuple(tokens), tuple(_strings(params, "scopes") or ()), group_filter
+        name, value, tuple(tokens), tuple(str_list_param(params, "scopes") or ()), group_filter
     )
 
 
 def _server_keys(org: OktaOrg, request: Request, server: AuthorizationServer) -> Response:
     keyset = server.keys
     if request.method == "POST":
-        params = _body(request, {"action", "kid"})
+        params = body_params(request, {"action", "kid"})
         action = params.get("action", "rotate")
         if action == "rotate":
             keyset.rotate()
@@ -412,79 +414,11 @@ def _server_keys(org: OktaOrg, request: Request, server: AuthorizationServer) ->
     )
 
 
-# -- settings ---------------------------------------------------------------------------------
-def _number(
-    low: float, high: float | None = None, *, integer: bool = False
-) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        kind = int if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise Invalid(f"must be {'an integer' if integer else 'a number'}")
-        if value < low or (high is not None and value > high):
-            raise Invalid(f"must be between {low} and {high}" if high else f"must be >= {low}")
-        return value
-
-    return check
-
-
-def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: None if value is None else check(value)
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid("must be true or false")
-    return value
-
-
-def _choice(*options: Any) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if value not in options:
-            raise Invalid(f"must be one of {', '.join(map(str, options))}")
-        return value
-
-    return check
-
-
-def _string_list(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise Invalid("must be a list of strings")
-    return list(value)
-
-
-def _any_string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise Invalid("must be a non-empty string")
-    return value
-
-
-SETTINGS.update(
-    {
-        "access_token_lifetime": _number(300, 86400, integer=True),
-        "id_token_lifetime": _number(1, 86400, integer=True),
-        "auth_code_lifetime": _number(1, 3600, integer=True),
-        "refresh_idle_window": _number(1),
-        "refresh_max_lifetime": _optional(_number(1)),
-        "refresh_rotation": _choice("ROTATE", "STATIC"),
-        "refresh_leeway": _number(0, 60),
-        "revoke_tokens_on_code_reuse": _boolean,
-        "multiple_credentials_status": _choice(400, 401),
-        "require_state": _boolean,
-        "auto_approve": _optional(_any_string),
-        "require_assertion_jti": _boolean,
-        "id_jag_lifetime": _number(1, 3600, integer=True),
-        "id_jag_token_type": _choice("N_A", "Bearer"),
-        "id_jag_client_id_claim": _boolean,
-        "id_jag_audiences": _string_list,
-    }
-)
-
-
 def _settings(org: OktaOrg, request: Request, rest: list[str]) -> Response:
     if rest:
         return not_found(f"no Okta admin endpoint settings/{'/'.join(rest)}")
     if request.method == "POST":
-        params = _body(request, set(SETTINGS))
+        params = body_params(request, set(SETTINGS))
         values: dict[str, Any] = {}
         for name, value in params.items():
             try:
