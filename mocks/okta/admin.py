@@ -28,7 +28,6 @@ path                                   method  effect
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -248,7 +247,7 @@ def _clients(org: OktaOrg, request: Request, rest: list[str]) -> Response:
 
 
 def _register_client(org: OktaOrg, params: dict[str, Any]) -> Response:
-    client_id = str_param(params, "client_id") or "0oa" + secrets.token_hex(9)[:17]
+    client_id = str_param(params, "client_id") or "0oa" + org.context.ids.token_hex(9)[:17]
     if not re.fullmatch(r"[A-Za-z0-9._~-]{1,100}", client_id):
         raise Invalid("'client_id' must be 1-100 URL-safe characters")
     if org.client(client_id) is not None:
@@ -270,7 +269,7 @@ def _register_client(org: OktaOrg, params: dict[str, Any]) -> Response:
         if secret is not None:
             raise Invalid(f"a {method} client has no client_secret")
     elif secret is None:
-        secret = secrets.token_urlsafe(30)
+        secret = org.context.ids.token_urlsafe(30)
     jwks = params.get("jwks")
     if jwks is not None and not isinstance(jwks, dict):
         raise Invalid("'jwks' must be a JWK Set object")

@@ -36,7 +36,7 @@ class Directory(OrgState):
     ) -> OktaUser:
         """Create (or replace, by login) a user; ids look like Okta's: ``00u`` + 17 chars."""
         user = OktaUser(
-            id=user_id or "00u" + secrets.token_hex(9)[:17],
+            id=user_id or "00u" + self.context.ids.token_hex(9)[:17],
             login=login,
             password=password,
             email=email or login,

@@ -19,7 +19,6 @@ constant's comment).
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import jwt
@@ -195,7 +194,7 @@ def _issue_id_jag(
         "iss": org.issuer(ORG_AS),
         "sub": user.id,
         "aud": audience,
-        "jti": "IDAAG." + secrets.token_urlsafe(24),
+        "jti": "IDAAG." + org.context.ids.token_urlsafe(24),
         "iat": now,
         "exp": now + org.id_jag_lifetime,
         "scope": " ".join(scopes),

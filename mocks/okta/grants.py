@@ -21,7 +21,7 @@ class CodeAndRefreshGrants(TokenIssuer):
     # -- authorize transactions and codes ---------------------------------------------
     def start_authorization(self, request: AuthRequest) -> str:
         """Store a validated authorize request; the opaque id rides in the login form."""
-        txn = secrets.token_urlsafe(18)
+        txn = self.context.ids.token_urlsafe(18)
         with self._lock:
             self._sweep()
             self.requests[txn] = request
@@ -45,7 +45,7 @@ class CodeAndRefreshGrants(TokenIssuer):
             request = self.requests.pop(txn, None)
             if request is None:
                 return None
-            code = secrets.token_urlsafe(32)
+            code = self.context.ids.token_urlsafe(32)
             now = self.now()
             self.codes[hash_secret(code)] = AuthCode(
                 request, user.id, now, now + self.auth_code_lifetime
@@ -100,7 +100,7 @@ class CodeAndRefreshGrants(TokenIssuer):
             user = self.users.get(record.user_id)
             if user is None or not user.active:
                 raise OktaError("invalid_grant", INVALID_CODE)
-            record.family = secrets.token_hex(8)
+            record.family = self.context.ids.token_hex(8)
             return record
 
     # -- token responses ---------------------------------------------------------------
@@ -238,7 +238,7 @@ class CodeAndRefreshGrants(TokenIssuer):
         if previous is not None and previous[1].rotated_at is None:
             previous[1].rotated_at = now
         self._sweep()
-        value = secrets.token_urlsafe(32)
+        value = self.context.ids.token_urlsafe(32)
         self.refresh_tokens[hash_secret(value)] = RefreshToken(
             family,
             client_id,

@@ -19,6 +19,11 @@ server signs with its own keys, so a token of one never verifies against another
 Behaviour the research could not pin down is a plain attribute with the documented default
 (see :meth:`OktaOrg.reset` for the list), so a scenario can flip it without a code change.
 
+Every generated id and opaque secret (codes, ``jti``s, refresh tokens, transaction ids, user
+and client ids, client secrets, ``errorId``s) comes from ``SandboxContext.ids``: a seeded
+sandbox replays them (``POST /_harness/seed``), an unseeded one draws them from
+:mod:`secrets`.
+
 This module is the façade: :class:`OktaOrg` combines the behaviour that lives in
 :mod:`~mocks.okta.state` (stores, settings, sweep), :mod:`~mocks.okta.servers`,
 :mod:`~mocks.okta.directory`, :mod:`~mocks.okta.tokens`, :mod:`~mocks.okta.grants` and

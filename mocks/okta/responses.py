@@ -10,7 +10,6 @@ unknown authorization server.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -98,10 +97,10 @@ class OktaService:
         except MethodNotAllowed:
             return oauth_error("invalid_request", "The HTTP method is not supported.", 405)
         except NotFound:
-            return _not_found(request.path)
+            return _not_found(self.org, request.path)
         server_id = str(args["server_id"])
         if self.org.server(server_id) is None:
-            return _not_found(server_id, "AuthorizationServer")
+            return _not_found(self.org, server_id, "AuthorizationServer")
         handler: Handler = getattr(self, f"_{endpoint}")
         return handler(request, server_id)
 
@@ -545,7 +544,7 @@ def _bearer_challenge(status: int, error: str, description: str) -> Response:
     )
 
 
-def _not_found(resource: str, kind: str = "") -> Response:
+def _not_found(org: OktaOrg, resource: str, kind: str = "") -> Response:
     """Okta's management-style 404 (``E0000007``), as an unknown authorization server gets."""
     summary = f"Not found: Resource not found: {resource}" + (f" ({kind})" if kind else "")
     return json_response(
@@ -553,7 +552,7 @@ def _not_found(resource: str, kind: str = "") -> Response:
             "errorCode": "E0000007",
             "errorSummary": summary,
             "errorLink": "E0000007",
-            "errorId": "oae" + secrets.token_urlsafe(16),
+            "errorId": "oae" + org.context.ids.token_urlsafe(16),
             "errorCauses": [],
         },
         404,

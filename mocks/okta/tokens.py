@@ -8,7 +8,6 @@ token's the login (with ``uid``, ``cid`` and ``scp``). Every access token is reg
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,7 +70,7 @@ class TokenIssuer(Directory, AuthorizationServers):
             "aud": client_id,
             "iat": now,
             "exp": now + (self.id_token_lifetime if lifetime is None else lifetime),
-            "jti": "ID." + secrets.token_urlsafe(32),
+            "jti": "ID." + self.context.ids.token_urlsafe(32),
             "amr": ["pwd"],
             "idp": "00o" + hashlib.sha256(self.domain.encode()).hexdigest()[:17],
             "auth_time": int(auth_time if auth_time is not None else now),
@@ -109,7 +108,7 @@ class TokenIssuer(Directory, AuthorizationServers):
         now = int(self.now())
         claims: dict[str, Any] = {
             "ver": 1,
-            "jti": "AT." + secrets.token_urlsafe(32),
+            "jti": "AT." + self.context.ids.token_urlsafe(32),
             "iss": self.issuer(server_id),
             "aud": self.audience(server_id),
             "iat": now,
@@ -130,7 +129,7 @@ class TokenIssuer(Directory, AuthorizationServers):
         now = int(self.now())
         claims: dict[str, Any] = {
             "ver": 1,
-            "jti": "AT." + secrets.token_urlsafe(32),
+            "jti": "AT." + self.context.ids.token_urlsafe(32),
             "iss": self.issuer(server_id),
             "aud": self.audience(server_id),
             "iat": now,
