@@ -27,13 +27,12 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from mocks.core.http import json_response
+from mocks.core import mcp as jsonrpc
 from mocks.databricks import catalog
-from mocks.databricks.models import DatabricksAccount, Workspace
+from mocks.databricks.models import DatabricksAccount, Principal, Workspace
 from mocks.databricks.rest import authenticate, insufficient_scope, rest_error, token_scopes
 from mocks.databricks.sql import run_statement
 
-MCP_PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 SCOPES = {
     "sql": "sql",
     "genie": "genie",
@@ -124,6 +123,7 @@ def handle(
     family: str,
     args: dict[str, str],
 ) -> Response:
+    """One MCP request: POST only, then the bearer token, the server's scope, the server."""
     if request.method != "POST":
         return rest_error(
             "BAD_REQUEST", "The MCP endpoint accepts POST only.", 405, {"Allow": "POST"}
@@ -138,61 +138,55 @@ def handle(
     server = resolve(family, args)
     if isinstance(server, Response):
         return server
-    try:
-        message = json.loads(request.get_data(as_text=True))
-    except ValueError:
-        return _rpc_error(None, -32700, "Parse error")
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        return _rpc_error(None, -32600, "Invalid Request")
-    method = message.get("method")
-    rpc_id = message.get("id")
-    params = message.get("params") or {}
-    if rpc_id is None:  # a notification (e.g. notifications/initialized)
-        return Response(status=202, content_type="application/json")
-    if method == "initialize":
-        requested = params.get("protocolVersion") if isinstance(params, dict) else None
-        version = requested if requested in MCP_PROTOCOL_VERSIONS else MCP_PROTOCOL_VERSIONS[0]
-        return _rpc_result(
-            rpc_id,
-            {
-                "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": False}},
-                "serverInfo": {"name": f"databricks-{family}", "version": "0.1.0"},
-            },
-        )
-    if method == "ping":
-        return _rpc_result(rpc_id, {})
-    if method == "tools/list":
-        return _rpc_result(rpc_id, {"tools": list(server.tools.values())})
-    if method == "tools/call":
-        name = params.get("name") if isinstance(params, dict) else None
-        if not isinstance(name, str) or name not in server.tools:
-            return _rpc_error(rpc_id, -32602, "Unknown tool")
-        arguments = params.get("arguments") or {}
-        if not isinstance(arguments, dict):
-            return _rpc_error(rpc_id, -32602, "'arguments' must be an object")
-        if family == "sql":
-            statement = arguments.get("statement")
-            if not isinstance(statement, str) or not statement.strip():
-                return _rpc_error(rpc_id, -32602, "'statement' is required")
-            ok, payload = run_statement(statement, principal.name)
-            recorded = statement
-        else:
-            ok, payload = _call(family, server.targets[name], arguments)
-            recorded = f"{name} {json.dumps(arguments, sort_keys=True)}"
-        account.record_query(
-            workspace,
-            principal.name,
-            recorded,
-            "FINISHED" if ok else "FAILED",
-            str(claims["jti"]),
-            server.path,
-        )
-        return _rpc_result(
-            rpc_id,
-            {"content": [{"type": "text", "text": json.dumps(payload)}], "isError": not ok},
-        )
-    return _rpc_error(rpc_id, -32601, f"Method not found: {method}")
+    message = jsonrpc.read_message(request, null_id_is_notification=True)
+    if isinstance(message, Response):
+        return message
+
+    def call_tool(rpc_id: Any, params: dict[str, Any]) -> Response:
+        return _call_tool(account, workspace, server, claims, principal, rpc_id, params)
+
+    return jsonrpc.dispatch(
+        message,
+        server_info={"name": f"databricks-{family}", "version": "0.1.0"},
+        list_tools=lambda: list(server.tools.values()),
+        call_tool=call_tool,
+    )
+
+
+def _call_tool(
+    account: DatabricksAccount,
+    workspace: Workspace,
+    server: McpServer,
+    claims: dict[str, Any],
+    principal: Principal,
+    rpc_id: Any,
+    params: dict[str, Any],
+) -> Response:
+    """Run a tool and record it in the workspace's query history under the token's principal."""
+    name = params.get("name")
+    if not isinstance(name, str) or name not in server.tools:
+        return jsonrpc.rpc_error(rpc_id, jsonrpc.INVALID_PARAMS, "Unknown tool")
+    arguments = params.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        return jsonrpc.rpc_error(rpc_id, jsonrpc.INVALID_PARAMS, "'arguments' must be an object")
+    if server.family == "sql":
+        statement = arguments.get("statement")
+        if not isinstance(statement, str) or not statement.strip():
+            return jsonrpc.rpc_error(rpc_id, jsonrpc.INVALID_PARAMS, "'statement' is required")
+        ok, payload = run_statement(statement, principal.name)
+        recorded = statement
+    else:
+        ok, payload = _call(server.family, server.targets[name], arguments)
+        recorded = f"{name} {json.dumps(arguments, sort_keys=True)}"
+    account.record_query(
+        workspace,
+        principal.name,
+        recorded,
+        "FINISHED" if ok else "FAILED",
+        str(claims["jti"]),
+        server.path,
+    )
+    return jsonrpc.tool_result(rpc_id, payload, error=not ok)
 
 
 def _call(family: str, target: str, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
@@ -201,13 +195,3 @@ def _call(family: str, target: str, arguments: dict[str, Any]) -> tuple[bool, di
     if family == "functions":
         return catalog.call_function(target, arguments)
     return catalog.search(target, arguments)
-
-
-def _rpc_result(rpc_id: Any, result: dict[str, Any]) -> Response:
-    return json_response({"jsonrpc": "2.0", "id": rpc_id, "result": result})
-
-
-def _rpc_error(rpc_id: Any, code: int, message: str) -> Response:
-    return json_response(
-        {"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}}
-    )

@@ -12,18 +12,17 @@ account as its authorization server (its exact JSON is unverified, §F).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from mocks.core import mcp as jsonrpc
 from mocks.core.http import json_response
 from mocks.core.redact import bearer_token
 from mocks.snowflake import sql
 from mocks.snowflake.models import Account, GsError, McpServer, McpTool, QueryRecord
 from mocks.snowflake.tokens import Identity, TokenAuthority
 
-PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 TOKEN_TYPE_HEADER = "X-Snowflake-Authorization-Token-Type"
 INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "SYSTEM_EXECUTE_SQL": {
@@ -101,48 +100,35 @@ def handle(
         return _error("002003", _missing(database, schema, name), 404)
     if request.method != "POST":
         return Response(status=405, headers={"Allow": "POST"}, content_type="application/json")
-    try:
-        message = json.loads(request.get_data(as_text=True))
-    except ValueError:
-        return _rpc_error(None, -32700, "Parse error")
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        return _rpc_error(None, -32600, "Invalid Request")
-    if "id" not in message:  # a notification, e.g. notifications/initialized
-        return Response(status=202, content_type="application/json")
-    return _dispatch(account, server, identity, message)
+    message = jsonrpc.read_message(request, null_id_is_notification=False)
+    if isinstance(message, Response):
+        return message
+
+    def call_tool(rpc_id: Any, params: dict[str, Any]) -> Response:
+        return _call_tool(account, server, identity, rpc_id, params)
+
+    return jsonrpc.dispatch(
+        message,
+        server_info={"name": server.name, "version": "1.0.0"},
+        list_tools=lambda: [_describe(t) for t in server.visible_tools(identity.role)],
+        call_tool=call_tool,
+    )
 
 
-def _dispatch(
-    account: Account, server: McpServer, identity: Identity, message: dict[str, Any]
+def _call_tool(
+    account: Account, server: McpServer, identity: Identity, rpc_id: Any, params: dict[str, Any]
 ) -> Response:
-    rpc_id = message.get("id")
-    method = message.get("method")
-    params = message.get("params") if isinstance(message.get("params"), dict) else {}
-    assert isinstance(params, dict)
-    if method == "initialize":
-        requested = params.get("protocolVersion")
-        version = requested if requested in PROTOCOL_VERSIONS else PROTOCOL_VERSIONS[0]
-        return _rpc_result(
-            rpc_id,
-            {
-                "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": False}},
-                "serverInfo": {"name": server.name, "version": "1.0.0"},
-            },
-        )
-    if method == "ping":
-        return _rpc_result(rpc_id, {})
+    """``tools/call``: only a tool granted to the token's role exists; arguments default to {}."""
     tools = server.visible_tools(identity.role)
-    if method == "tools/list":
-        return _rpc_result(rpc_id, {"tools": [_describe(t) for t in tools]})
-    if method == "tools/call":
-        tool = next((t for t in tools if t.name == params.get("name")), None)
-        if tool is None:
-            return _rpc_error(rpc_id, -32602, f"Unknown tool: {params.get('name')}")
-        arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
-        assert isinstance(arguments, dict)
-        return _call(account, server, tool, identity, rpc_id, arguments)
-    return _rpc_error(rpc_id, -32601, f"Method not found: {method}")
+    tool = next((t for t in tools if t.name == params.get("name")), None)
+    if tool is None:
+        return jsonrpc.rpc_error(
+            rpc_id, jsonrpc.INVALID_PARAMS, f"Unknown tool: {params.get('name')}"
+        )
+    arguments = params.get("arguments")
+    return _run(
+        account, server, tool, identity, rpc_id, arguments if isinstance(arguments, dict) else {}
+    )
 
 
 def _describe(tool: McpTool) -> dict[str, Any]:
@@ -153,7 +139,7 @@ def _describe(tool: McpTool) -> dict[str, Any]:
     }
 
 
-def _call(
+def _run(
     account: Account,
     server: McpServer,
     tool: McpTool,
@@ -164,7 +150,7 @@ def _call(
     if tool.type == "SYSTEM_EXECUTE_SQL":
         statement = arguments.get("sql")
         if not isinstance(statement, str) or not statement.strip():
-            return _rpc_error(rpc_id, -32602, "'sql' is required")
+            return jsonrpc.rpc_error(rpc_id, jsonrpc.INVALID_PARAMS, "'sql' is required")
         record = QueryRecord(
             query_id=str(account.context.ids.uuid4()),
             user=identity.user.name,
@@ -181,23 +167,25 @@ def _call(
         except sql.SqlError as exc:
             record.status, record.error_code = "FAILED_WITH_ERROR", exc.code
             account.record_query(record)
-            return _tool_result(rpc_id, {"error": exc.message, "code": exc.code}, error=True)
+            return jsonrpc.tool_result(rpc_id, {"error": exc.message, "code": exc.code}, error=True)
         account.record_query(record)
         payload = {
             "query_id": record.query_id,
             "columns": [c.name for c in result.columns],
             "rows": result.rows,
         }
-        return _tool_result(rpc_id, payload)
+        return jsonrpc.tool_result(rpc_id, payload)
     if tool.type == "CORTEX_SEARCH_SERVICE_QUERY":
         query = str(arguments.get("query") or "").lower()
         limit = arguments.get("limit") if isinstance(arguments.get("limit"), int) else 10
         words = query.split()
         hits = [d for d in SEARCH_CORPUS if any(w in d["TEXT"].lower() for w in words)]
-        return _tool_result(
+        return jsonrpc.tool_result(
             rpc_id, {"results": hits[:limit], "request_id": str(account.context.ids.uuid4())}
         )
-    return _tool_result(rpc_id, {"error": f"tool type {tool.type} is not emulated"}, error=True)
+    return jsonrpc.tool_result(
+        rpc_id, {"error": f"tool type {tool.type} is not emulated"}, error=True
+    )
 
 
 def _missing(database: str, schema: str, name: str) -> str:
@@ -209,19 +197,3 @@ def _missing(database: str, schema: str, name: str) -> str:
 
 def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
     return json_response({"code": code, "message": message}, status, headers)
-
-
-def _tool_result(rpc_id: Any, payload: dict[str, Any], *, error: bool = False) -> Response:
-    return _rpc_result(
-        rpc_id, {"content": [{"type": "text", "text": json.dumps(payload)}], "isError": error}
-    )
-
-
-def _rpc_result(rpc_id: Any, result: dict[str, Any]) -> Response:
-    return json_response({"jsonrpc": "2.0", "id": rpc_id, "result": result})
-
-
-def _rpc_error(rpc_id: Any, code: int, message: str) -> Response:
-    return json_response(
-        {"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}}
-    )
