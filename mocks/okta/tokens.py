@@ -105,20 +105,15 @@ class TokenIssuer(Directory, AuthorizationServers):
         """
         user = self._user(login)
         scopes = list(scopes)
-        now = int(self.now())
-        claims: dict[str, Any] = {
-            "ver": 1,
-            "jti": "AT." + self.context.ids.token_urlsafe(32),
-            "iss": self.issuer(server_id),
-            "aud": self.audience(server_id),
-            "iat": now,
-            "exp": now + (self.access_token_lifetime if lifetime is None else lifetime),
-            "cid": client_id,
-            "uid": user.id,
-            "scp": scopes,
-            "auth_time": int(auth_time if auth_time is not None else now),
-            "sub": user.login,
-        }
+        claims = self._access_claims(
+            client_id, server_id, self.access_token_lifetime if lifetime is None else lifetime
+        )
+        claims.update(
+            uid=user.id,
+            scp=scopes,
+            auth_time=int(auth_time if auth_time is not None else claims["iat"]),
+            sub=user.login,
+        )
         claims.update(self.claim_values(server_id, user, scopes, "access_token"))
         return self._register_and_sign(server_id, claims, _family)
 
@@ -126,19 +121,22 @@ class TokenIssuer(Directory, AuthorizationServers):
         self, client_id: str, *, scopes: Iterable[str], server_id: str = "default"
     ) -> str:
         """A ``client_credentials`` access token: ``sub`` = ``cid`` = the client, no ``uid``."""
+        claims = self._access_claims(client_id, server_id, self.access_token_lifetime)
+        claims.update(scp=list(scopes), sub=client_id)
+        return self._register_and_sign(server_id, claims, None)
+
+    def _access_claims(self, client_id: str, server_id: str, lifetime: int) -> dict[str, Any]:
+        """The claims every access token starts with, in Okta's order (user or service)."""
         now = int(self.now())
-        claims: dict[str, Any] = {
+        return {
             "ver": 1,
             "jti": "AT." + self.context.ids.token_urlsafe(32),
             "iss": self.issuer(server_id),
             "aud": self.audience(server_id),
             "iat": now,
-            "exp": now + self.access_token_lifetime,
+            "exp": now + lifetime,
             "cid": client_id,
-            "scp": list(scopes),
-            "sub": client_id,
         }
-        return self._register_and_sign(server_id, claims, None)
 
     def _register_and_sign(self, server_id: str, claims: dict[str, Any], family: str | None) -> str:
         with self._lock:
