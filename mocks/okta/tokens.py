@@ -152,14 +152,8 @@ class TokenIssuer(Directory, AuthorizationServers):
         sandbox clock, issued since the last reset and not revoked, and (for user tokens) a
         user who is still active.
         """
-        server = self.server(server_id)
-        if server is None:
-            return None
-        try:
-            claims = server.keys.verify_signature(token)
-        except jwt.InvalidTokenError:
-            return None
-        if claims.get("iss") != self.issuer(server_id):
+        claims = self._signed_by(token, server_id)
+        if claims is None or claims.get("iss") != self.issuer(server_id):
             return None
         if claims.get("aud") != self.audience(server_id):
             return None
@@ -175,19 +169,25 @@ class TokenIssuer(Directory, AuthorizationServers):
                 return None
         return claims
 
-    def verify_id_token(
-        self, token: str, server_id: str, *, allow_expired: bool = False
-    ) -> dict[str, Any] | None:
-        """Claims of an ID token this server signed (``iss``; ``exp`` unless allowed)."""
+    def _signed_by(self, token: str, server_id: str) -> dict[str, Any] | None:
+        """The claims of a JWT whose signature the server's keys verify; else ``None``."""
         server = self.server(server_id)
         if server is None:
             return None
         try:
-            claims = server.keys.verify_signature(token)
+            return server.keys.verify_signature(token)
         except jwt.InvalidTokenError:
             return None
-        if claims.get("iss") != self.issuer(server_id) or not str(claims.get("jti", "")).startswith(
-            "ID."
+
+    def verify_id_token(
+        self, token: str, server_id: str, *, allow_expired: bool = False
+    ) -> dict[str, Any] | None:
+        """Claims of an ID token this server signed (``iss``; ``exp`` unless allowed)."""
+        claims = self._signed_by(token, server_id)
+        if (
+            claims is None
+            or claims.get("iss") != self.issuer(server_id)
+            or not str(claims.get("jti", "")).startswith("ID.")
         ):
             return None
         if not allow_expired and float(claims.get("exp", 0)) <= self.now():
