@@ -21,8 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
-import uuid
 from typing import Any
 
 from mocks.core.http import OAuthFailure
@@ -102,7 +100,7 @@ def issue(
     """Sign an access token (and a refresh token for ``refresh_for``); the response body."""
     now = account.now()
     issued_at = int(now)
-    jti = str(uuid.uuid4())
+    jti = str(account.context.ids.uuid4())
     claims: dict[str, Any] = {
         "iss": authority.issuer,
         "sub": principal.name,
@@ -134,7 +132,7 @@ def issue(
             "exp": issued_at + lifetime,
         }
         if refresh_for is not None and "offline_access" in scopes:
-            refresh = secrets.token_urlsafe(32)
+            refresh = account.context.ids.token_urlsafe(32)
             authority.refresh_tokens[_digest(refresh)] = RefreshGrant(
                 refresh_for, scopes, principal, now + authority.refresh_token_lifetime
             )
@@ -255,7 +253,7 @@ def issue_code(
     challenge: str,
     principal: Principal,
 ) -> str:
-    code = secrets.token_urlsafe(32)
+    code = account.context.ids.token_urlsafe(32)
     with account._lock:
         authority.codes[_digest(code)] = PendingCode(
             app.client_id,

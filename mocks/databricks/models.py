@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -100,7 +98,9 @@ class FederationPolicy:
     subject: str | None = None
     description: str | None = None
     service_principal_id: int | None = None
-    uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    uid: str = ""
+    """The policy's UUID in REST answers; :func:`mocks.databricks.policies.create_policy` draws
+    it from the sandbox's id source, so seeded sandboxes replay it."""
     create_time: float = 0.0
     update_time: float = 0.0
 
@@ -353,7 +353,7 @@ class DatabricksAccount:
         generate_secret: bool = False,
     ) -> tuple[ServicePrincipal, str | None]:
         """Create an SP; returns it and its OAuth secret in clear (only ever shown here)."""
-        app_id = application_id or str(uuid.uuid4())
+        app_id = application_id or str(self.context.ids.uuid4())
         with self._lock:
             if self.service_principal(app_id) is not None:
                 raise ValueError(f"a service principal with application id {app_id} exists")
@@ -364,7 +364,7 @@ class DatabricksAccount:
                 sp_id, app_id, display_name or app_id, account_admin=account_admin
             )
             if secret is None and generate_secret:
-                secret = "dose" + secrets.token_hex(16)
+                secret = "dose" + self.context.ids.token_hex(16)
             if secret is not None:
                 sp.secret_digests.append(_digest(secret))
             self.service_principals[sp_id] = sp

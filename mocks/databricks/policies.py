@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -187,7 +186,7 @@ def create_policy(
 ) -> FederationPolicy:
     _check_sp(account, sp_id)
     if policy_id is None or policy_id == "":
-        policy_id = str(uuid.uuid4())
+        policy_id = str(account.context.ids.uuid4())
     elif not POLICY_ID_RE.fullmatch(policy_id):
         raise _invalid(
             "policy_id must be 2-63 characters of lowercase letters, digits, hyphens and slashes."
@@ -195,7 +194,12 @@ def create_policy(
     attrs = _validated(account, body, sp_id, policy_id)
     now = account.now()
     policy = FederationPolicy(
-        policy_id=policy_id, service_principal_id=sp_id, create_time=now, update_time=now, **attrs
+        policy_id=policy_id,
+        service_principal_id=sp_id,
+        uid=str(account.context.ids.uuid4()),
+        create_time=now,
+        update_time=now,
+        **attrs,
     )
     with account._lock:
         if (sp_id, policy_id) in account.policies:

@@ -11,7 +11,6 @@ Secrets are never listed: a client secret is shown once, in the answer that crea
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -19,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from mocks.core.admin import admin_params, bad_request, method_not_allowed, not_found
 from mocks.core.http import json_response
+from mocks.core.seed import IdSource
 from mocks.snowflake.models import (
     ANY_ROLE_MODES,
     MAPPING_ATTRIBUTES,
@@ -173,7 +173,7 @@ def _integrations(
             account.add_external_oauth(integration)
             return json_response(integration.public(), 201)
         if kind == "OAUTH":
-            client = oauth_client_from(params)
+            client = oauth_client_from(params, account.context.ids)
             account.add_oauth_client(client)
             return json_response({**client.public(), "client_secret": client.client_secret}, 201)
         raise Refused("'type' must be 'EXTERNAL_OAUTH' or 'OAUTH'")
@@ -223,15 +223,18 @@ def external_oauth_from(params: dict[str, Any]) -> ExternalOAuthIntegration:
     return integration
 
 
-def oauth_client_from(params: dict[str, Any]) -> OAuthClientIntegration:
-    """A Snowflake OAuth client; ``client_id``/``client_secret`` are generated unless given."""
+def oauth_client_from(params: dict[str, Any], ids: IdSource) -> OAuthClientIntegration:
+    """A Snowflake OAuth client; ``client_id``/``client_secret`` are generated unless given.
+
+    Generated ones come from the sandbox's ``ids``, so a seeded sandbox replays them.
+    """
     validity = params.get("refresh_token_validity", 7776000)
     if not isinstance(validity, int) or isinstance(validity, bool) or validity <= 0:
         raise Refused("'refresh_token_validity' must be a positive integer (seconds)")
     client = OAuthClientIntegration(
         name=ident(_text(params, "name")),
-        client_id=_opt_text(params, "client_id") or secrets.token_urlsafe(21),
-        client_secret=_opt_text(params, "client_secret") or secrets.token_urlsafe(32),
+        client_id=_opt_text(params, "client_id") or ids.token_urlsafe(21),
+        client_secret=_opt_text(params, "client_secret") or ids.token_urlsafe(32),
         redirect_uri=_text(params, "redirect_uri"),
         issue_refresh_tokens=bool(params.get("issue_refresh_tokens", True)),
         refresh_token_validity=validity,

@@ -33,6 +33,7 @@ from mocks.core.http import (
     token_response,
 )
 from mocks.core.jose import KeySet
+from mocks.core.seed import IdSource
 from mocks.core.server import host_of
 from mocks.snowflake import admin, mcp, oauth, pages, sql
 from mocks.snowflake.models import (
@@ -78,13 +79,29 @@ def gs_ok(data: Any) -> Response:
     return json_response({"data": data, "code": None, "message": None, "success": True})
 
 
-def gs_error(code: str, message: str, data: Any = None, *, incident: bool = False) -> Response:
-    """``success: false`` with HTTP 200; login errors carry Snowflake's ``[<incident id>]``."""
-    if incident:
-        message = f"{message} [{secrets.randbelow(9 * 10**12) + 10**12}]"
+def gs_error(
+    code: str, message: str, data: Any = None, *, incident: IdSource | None = None
+) -> Response:
+    """``success: false`` with HTTP 200; login errors carry Snowflake's ``[<incident id>]``.
+
+    The incident id (13 digits) is drawn from ``incident``, the sandbox's id source, so a
+    seeded sandbox replays it.
+    """
+    if incident is not None:
+        message = f"{message} [{_incident_number(incident)}]"
     return json_response(
         {"data": data, "code": code, "message": message, "success": False, "headers": None}
     )
+
+
+def _incident_number(ids: IdSource) -> int:
+    """Uniform in ``[10**12, 10**13)``, like ``secrets.randbelow(9 * 10**12) + 10**12``."""
+    span = 9 * 10**12
+    limit = 2**48 - 2**48 % span  # rejection sampling: no modulo bias
+    while True:
+        value = int.from_bytes(ids.token_bytes(6), "big")
+        if value < limit:
+            return value % span + 10**12
 
 
 def json_body(request: Request) -> dict[str, Any] | None:
@@ -186,7 +203,7 @@ class SnowflakeService:
                     BAD_REQUEST, f"The authenticator '{authenticator}' is not supported here."
                 )
         except GsError as exc:
-            return gs_error(exc.code, exc.message, failure, incident=True)
+            return gs_error(exc.code, exc.message, failure, incident=account.context.ids)
         session = self._open_session(account, identity, request.args)
         token, master = self._session_tokens(account, session)
         return gs_ok(
