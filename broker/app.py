@@ -19,7 +19,7 @@ import httpx
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from broker import authorize, metadata, registration, token
+from broker import authorize, consent, metadata, registration, token
 from broker.audit import AuditLog
 from broker.config import BrokerConfig
 from broker.errors import OAuthError, invalid_target
@@ -27,7 +27,7 @@ from broker.exchange import WorkspaceTokens
 from broker.http_util import error_response, json_response
 from broker.okta import OktaClient
 from broker.resources import Target, is_valid_segment, split_resource, workspace_for
-from broker.storage import Storage, UpstreamToken
+from broker.storage import AuthCode, Client, Storage, UpstreamToken
 
 log = logging.getLogger("broker")
 
@@ -86,6 +86,7 @@ class Broker:
             ("GET", "/.well-known/oauth-authorization-server"): metadata.authorization_server,
             ("POST", "/register"): registration.register,
             ("GET", "/authorize"): authorize.authorize,
+            ("POST", "/consent"): consent.submit,
             ("GET", "/callback"): authorize.callback,
             ("POST", "/token"): token.token,
             ("GET", "/health"): lambda _b, _r: json_response({"status": "ok"}, no_store=False),
@@ -116,6 +117,44 @@ class Broker:
     def access_token_for_client(self, token: UpstreamToken) -> str:
         """What the MCP client receives as ``access_token``: the workspace token."""
         return token.access_token
+
+    # -- hooks of the MCP authorization rules (MC-10, PK-02..PK-08, DC-03/04, MD-05) -------
+    def authorization_server_metadata(self, base: str) -> dict[str, Any]:
+        """The RFC 8414 document (MD-05/MC-07: ``code_challenge_methods_supported``)."""
+        return metadata.authorization_server_document(self, base)
+
+    def consent_required(self, client: Client, redirect_uri: str, browser_hash: str) -> bool:
+        """Ask the user before Okta unless this browser already approved this client and
+        redirect URI (MCP "Confused Deputy"; see :mod:`broker.consent`)."""
+        return not self.storage.has_consent(browser_hash, client.client_id, redirect_uri)
+
+    def pkce_required(self) -> bool:
+        """Every authorization request needs an S256 challenge (OAuth 2.1 §4.1.1, PK-02);
+        every client here is public or dynamically registered, so there is no exemption."""
+        return True
+
+    def authorization_response_iss(self, issuer: str) -> str | None:
+        """The ``iss`` of every authorization response, code and error alike (RFC 9207)."""
+        return issuer
+
+    def code_already_used(self, code: AuthCode) -> bool:
+        """Whether a presented code was redeemed before (single use, OAuth 2.1 §4.1.3)."""
+        return code.used
+
+    def refresh_token_state_after_use(self) -> str:
+        """A used refresh token is ``rotated``: presenting it again is reuse (PK-07)."""
+        return "rotated"
+
+    def redirect_uri_matches(self, registered: str, requested: str) -> bool:
+        """Exact string comparison; loopback may vary the port (PK-06, RFC 8252 §7.3)."""
+        return authorize.redirect_uri_matches(registered, requested)
+
+    def check_redirect_uri(self, uri: object) -> str:
+        """Registration rule for one redirect URI: https, or http on loopback (DC-04)."""
+        return registration.check_redirect_uri(uri)
+
+    def unknown_client_metadata(self, names: set[str]) -> None:
+        """Unknown registration metadata is ignored, not an error (RFC 7591 §2, DC-03)."""
 
     # -- shared helpers ------------------------------------------------------------------
     def base(self, request: Request) -> str:

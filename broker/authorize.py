@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
+from broker import consent
 from broker.errors import OAuthError
 from broker.http_util import add_query, json_response, redirect, single_params
 from broker.okta import IdTokenError, s256
@@ -79,7 +80,7 @@ def authorize(broker: Broker, request: Request) -> Response:
         return _page("invalid_request", "redirect_uri was given more than once")
     if redirect_uris:
         redirect_uri = redirect_uris[0]
-        if not any(redirect_uri_matches(r, redirect_uri) for r in client.redirect_uris):
+        if not any(broker.redirect_uri_matches(r, redirect_uri) for r in client.redirect_uris):
             return _page("invalid_request", "redirect_uri is not registered for this client")
     elif len(client.redirect_uris) == 1:
         redirect_uri = client.redirect_uris[0]
@@ -90,36 +91,50 @@ def authorize(broker: Broker, request: Request) -> Response:
         if len(args.getlist("resource")) > 1:
             raise OAuthError("invalid_target", "exactly one resource may be requested")
         params = single_params(args)
-        location = _start(broker, client, redirect_uri, params, issuer)
+        transaction = _transaction(broker, client, redirect_uri, params, issuer)
+        browser = consent.browser_id(request)
+        if broker.consent_required(client, redirect_uri, consent.browser_hash(browser)):
+            # MCP "Confused Deputy": the broker's own consent page comes before Okta, because
+            # Okta would sign the user in silently for the broker's static client id.
+            broker.storage.add_transaction(transaction)
+            return consent.page(broker, client, transaction, browser, issuer, request)
+        location = to_okta(broker, transaction, issuer)
     except OAuthError as exc:
-        return redirect(
-            add_query(
-                redirect_uri,
-                {
-                    "error": exc.error,
-                    "error_description": exc.description,
-                    "state": state,
-                    "iss": issuer,
-                },
-            )
-        )
+        return redirect(error_redirect(broker, redirect_uri, exc, state, issuer))
+    broker.storage.add_transaction(transaction)
     return redirect(location)
 
 
-def _start(
-    broker: Broker, client: Client, redirect_uri: str, params: dict[str, str], issuer: str
+def error_redirect(
+    broker: Broker, redirect_uri: str, exc: OAuthError, state: str | None, issuer: str
 ) -> str:
-    """Validate the rest of the request, store a transaction, return the Okta URL."""
+    """The client's redirect URI with an RFC 6749 §4.1.2.1 error, ``state`` and RFC 9207 ``iss``."""
+    return add_query(
+        redirect_uri,
+        {
+            "error": exc.error,
+            "error_description": exc.description,
+            "state": state,
+            "iss": broker.authorization_response_iss(issuer),
+        },
+    )
+
+
+def _transaction(
+    broker: Broker, client: Client, redirect_uri: str, params: dict[str, str], issuer: str
+) -> Transaction:
+    """Validate the rest of the request and build (not yet store) the login transaction."""
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "response_type must be code")
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")
-    if not challenge:
-        raise OAuthError("invalid_request", "code_challenge is required (PKCE)")
-    if method != "S256":
-        raise OAuthError("invalid_request", "code_challenge_method must be S256")
-    if not _CHALLENGE.fullmatch(challenge):
-        raise OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 value")
+    if challenge or method or broker.pkce_required():
+        if not challenge:
+            raise OAuthError("invalid_request", "code_challenge is required (PKCE)")
+        if method != "S256":
+            raise OAuthError("invalid_request", "code_challenge_method must be S256")
+        if not _CHALLENGE.fullmatch(challenge):
+            raise OAuthError("invalid_request", "code_challenge is not a base64url SHA-256 value")
     resource = params.get("resource")
     if not resource:
         raise OAuthError("invalid_target", "resource is required")
@@ -128,31 +143,32 @@ def _start(
     requested = params.get("scope")
     if requested is not None and requested.strip() and scope not in requested.split():
         raise OAuthError("invalid_scope", f"the only scope offered is {scope!r}")
-    verifier = secrets.token_urlsafe(48)
-    nonce = secrets.token_urlsafe(24)
-    transaction = Transaction(
+    return Transaction(
         id=secrets.token_urlsafe(24),
         client_id=client.client_id,
         redirect_uri=redirect_uri,
-        code_challenge=challenge,
+        code_challenge=challenge or "",
         state=params.get("state"),
         resource=resource,
         scope=scope,
-        nonce=nonce,
-        okta_verifier=verifier,
+        nonce=secrets.token_urlsafe(24),
+        okta_verifier=secrets.token_urlsafe(48),
         expires_at=broker.clock() + TRANSACTION_TTL,
     )
+
+
+def to_okta(broker: Broker, transaction: Transaction, issuer: str) -> str:
+    """The Okta authorization URL for a transaction (``temporarily_unavailable`` if Okta is
+    unreachable: discovery is fetched lazily)."""
     try:
-        url = broker.okta.authorize_url(
+        return broker.okta.authorize_url(
             state=transaction.id,
-            nonce=nonce,
-            code_challenge=s256(verifier),
+            nonce=transaction.nonce,
+            code_challenge=s256(transaction.okta_verifier),
             redirect_uri=f"{issuer}/callback",
         )
     except UpstreamError as exc:
         raise OAuthError("temporarily_unavailable", exc.summary()) from None
-    broker.storage.add_transaction(transaction)
-    return url
 
 
 def callback(broker: Broker, request: Request) -> Response:
@@ -167,7 +183,12 @@ def callback(broker: Broker, request: Request) -> Response:
     def to_client(params: dict[str, str | None]) -> Response:
         return redirect(
             add_query(
-                transaction.redirect_uri, {**params, "state": transaction.state, "iss": issuer}
+                transaction.redirect_uri,
+                {
+                    **params,
+                    "state": transaction.state,
+                    "iss": broker.authorization_response_iss(issuer),
+                },
             )
         )
 

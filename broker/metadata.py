@@ -6,7 +6,7 @@ client that probes ``…/evil/mcp`` learns it is not ours instead of being sent 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
@@ -21,28 +21,33 @@ PRM_PREFIX = "/.well-known/oauth-protected-resource"
 
 
 def authorization_server(broker: Broker, request: Request) -> Response:
-    base = broker.base(request)
     return json_response(
-        {
-            "issuer": base,
-            "authorization_endpoint": f"{base}/authorize",
-            "token_endpoint": f"{base}/token",
-            "registration_endpoint": f"{base}/register",
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": [
-                "none",
-                "client_secret_basic",
-                "client_secret_post",
-            ],
-            "authorization_response_iss_parameter_supported": True,
-            "scopes_supported": [broker.config.databricks_scope],
-        },
+        broker.authorization_server_metadata(broker.base(request)),
         headers={"Cache-Control": "max-age=300"},
         no_store=False,
     )
+
+
+def authorization_server_document(broker: Broker, base: str) -> dict[str, Any]:
+    """RFC 8414 metadata. The broker is no OpenID Provider (it issues no ID tokens), so it
+    serves no ``openid-configuration``; MCP clients try this document first (MC-01)."""
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/token",
+        "registration_endpoint": f"{base}/register",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "authorization_response_iss_parameter_supported": True,
+        "scopes_supported": [broker.config.databricks_scope],
+    }
 
 
 def protected_resource(broker: Broker, request: Request, raw_path: str) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -73,8 +74,32 @@ def _string_list(metadata: dict[str, Any], name: str, default: list[str]) -> lis
     return list(value)
 
 
-def validate_metadata(metadata: Any) -> dict[str, Any]:
-    """The registered metadata with defaults applied; raises :class:`OAuthError`."""
+#: Every member this broker reads; others are ignored (or refused by a known-bad variant).
+KNOWN_FIELDS = frozenset(
+    (
+        "redirect_uris",
+        "token_endpoint_auth_method",
+        "grant_types",
+        "response_types",
+        "contacts",
+        "client_id",
+        *STRING_FIELDS,
+    )
+)
+
+
+def validate_metadata(
+    metadata: Any,
+    *,
+    check_uri: Callable[[object], str] = check_redirect_uri,
+    on_unknown: Callable[[set[str]], None] | None = None,
+) -> dict[str, Any]:
+    """The registered metadata with defaults applied; raises :class:`OAuthError`.
+
+    ``check_uri`` and ``on_unknown`` are the broker's hooks (:class:`broker.app.Broker`).
+    """
+    if isinstance(metadata, dict) and on_unknown is not None:
+        on_unknown(set(metadata) - KNOWN_FIELDS)
     if not isinstance(metadata, dict):
         raise OAuthError("invalid_client_metadata", "the body must be a JSON object")
     if "redirect_uris" not in metadata:
@@ -83,7 +108,7 @@ def validate_metadata(metadata: Any) -> dict[str, Any]:
     if not isinstance(redirect_uris, list) or not redirect_uris:
         raise OAuthError("invalid_redirect_uri", "redirect_uris must be a non-empty array")
     registered: dict[str, Any] = {
-        "redirect_uris": [check_redirect_uri(u) for u in redirect_uris],
+        "redirect_uris": [check_uri(u) for u in redirect_uris],
     }
     method = metadata.get("token_endpoint_auth_method", "none")
     if method not in AUTH_METHODS:
@@ -118,7 +143,9 @@ def register(broker: Broker, request: Request) -> Response:
         body = json.loads(request.get_data(cache=False) or b"null")
     except (ValueError, UnicodeDecodeError):
         raise OAuthError("invalid_client_metadata", "the body is not valid JSON") from None
-    registered = validate_metadata(body)
+    registered = validate_metadata(
+        body, check_uri=broker.check_redirect_uri, on_unknown=broker.unknown_client_metadata
+    )
     client_id = secrets.token_urlsafe(18)
     issued_at = int(broker.clock())
     answer: dict[str, Any] = {

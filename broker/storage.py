@@ -78,6 +78,19 @@ CREATE TABLE IF NOT EXISTS upstream_tokens (
     workspace_host TEXT NOT NULL,
     PRIMARY KEY (user_id, cache_key)
 );
+CREATE TABLE IF NOT EXISTS consents (
+    browser_hash TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    granted_at REAL NOT NULL,
+    PRIMARY KEY (browser_hash, client_id, redirect_uri)
+);
+CREATE TABLE IF NOT EXISTS consent_tickets (
+    ticket_hash TEXT PRIMARY KEY,
+    transaction_id TEXT NOT NULL,
+    browser_hash TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL,
@@ -98,6 +111,8 @@ TABLES = (
     "sessions",
     "refresh_tokens",
     "upstream_tokens",
+    "consents",
+    "consent_tickets",
     "audit",
 )
 
@@ -279,6 +294,47 @@ class Storage:
             conn.execute("DELETE FROM transactions WHERE id = ?", (transaction_id,))
         return Transaction(**dict(row))
 
+    def get_transaction(self, transaction_id: str) -> Transaction | None:
+        row = self._one("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
+        return None if row is None else Transaction(**dict(row))
+
+    # -- consent (MCP confused-deputy rule) --------------------------------------------
+    def add_consent_ticket(
+        self, ticket_hash: str, transaction_id: str, browser_hash: str, expires_at: float
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO consent_tickets VALUES (?, ?, ?, ?)",
+                (ticket_hash, transaction_id, browser_hash, expires_at),
+            )
+
+    def pop_consent_ticket(self, ticket_hash: str) -> tuple[str, str, float] | None:
+        """(transaction id, browser hash, expiry) of a ticket, deleted: a form posts once."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT * FROM consent_tickets WHERE ticket_hash = ?", (ticket_hash,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM consent_tickets WHERE ticket_hash = ?", (ticket_hash,))
+        return row["transaction_id"], row["browser_hash"], row["expires_at"]
+
+    def add_consent(
+        self, browser_hash: str, client_id: str, redirect_uri: str, granted_at: float
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO consents VALUES (?, ?, ?, ?)",
+                (browser_hash, client_id, redirect_uri, granted_at),
+            )
+
+    def has_consent(self, browser_hash: str, client_id: str, redirect_uri: str) -> bool:
+        row = self._one(
+            "SELECT 1 FROM consents WHERE browser_hash = ? AND client_id = ? AND redirect_uri = ?",
+            (browser_hash, client_id, redirect_uri),
+        )
+        return row is not None
+
     # -- authorization codes -----------------------------------------------------------
     def add_code(self, code: AuthCode) -> None:
         with self._tx() as conn:
@@ -369,16 +425,18 @@ class Storage:
         row = self._one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
         return None if row is None else RefreshToken(**dict(row))
 
-    def rotate_refresh_token(self, old_hash: str, new: RefreshToken) -> bool:
+    def rotate_refresh_token(
+        self, old_hash: str, new: RefreshToken, *, old_state: str = "rotated"
+    ) -> bool:
         """Replace an active refresh token by ``new`` atomically; False if it was not active.
 
         The compare-and-set makes two concurrent refreshes with one token yield one winner.
+        ``old_state`` exists for the known-bad ``no-rotation`` variant only.
         """
         with self._tx() as conn:
             cur = conn.execute(
-                "UPDATE refresh_tokens SET state = 'rotated' "
-                "WHERE token_hash = ? AND state = 'active'",
-                (old_hash,),
+                "UPDATE refresh_tokens SET state = ? WHERE token_hash = ? AND state = 'active'",
+                (old_state, old_hash),
             )
             if cur.rowcount != 1:
                 return False

@@ -119,7 +119,7 @@ def _authorization_code(
     verifier = params.get("code_verifier")
     if not code:
         raise OAuthError("invalid_request", "code is required")
-    if not verifier:
+    if not verifier and broker.pkce_required():
         raise OAuthError("invalid_request", "code_verifier is required (PKCE)")
     family_id = secrets.token_urlsafe(16)
     record = broker.storage.claim_code(secret_hash(code), family_id)
@@ -127,7 +127,10 @@ def _authorization_code(
         raise OAuthError("invalid_grant", "unknown authorization code")
     if record.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the code was issued to another client")
-    if record.used:
+    if broker.code_already_used(record):
+        # OAuth 2.1 §4.1.3: refuse, and revoke what the first redemption issued (one of the
+        # two presenters stole the code). The replay is checked before the verifier, so a
+        # thief without the verifier still triggers the revocation.
         if record.family_id:
             broker.storage.revoke_family(record.family_id)
         raise OAuthError("invalid_grant", "the authorization code was already used")
@@ -135,8 +138,12 @@ def _authorization_code(
         raise OAuthError("invalid_grant", "the authorization code has expired")
     if redirect_uri is None or redirect_uri != record.redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
-    if not secrets.compare_digest(s256(verifier), record.code_challenge):
-        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+    if record.code_challenge:
+        if not verifier or not secrets.compare_digest(s256(verifier), record.code_challenge):
+            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+    elif verifier:
+        # RFC 7636 / OAuth 2.1 §4.1.3: a verifier for a code issued without a challenge.
+        raise OAuthError("invalid_request", "code_verifier given but no code_challenge was sent")
     resource = params.get("resource", record.resource)
     if resource != record.resource:
         raise OAuthError("invalid_target", "resource differs from the authorized resource")
@@ -177,7 +184,9 @@ def _refresh_token(
     )
 
     def rotate() -> None:
-        if not broker.storage.rotate_refresh_token(record.token_hash, new):
+        if not broker.storage.rotate_refresh_token(
+            record.token_hash, new, old_state=broker.refresh_token_state_after_use()
+        ):
             broker.storage.revoke_family(record.family_id)
             raise OAuthError("invalid_grant", "the refresh token was used concurrently")
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from broker.app import Broker
 from broker.config import BrokerConfig
-from broker.storage import UpstreamToken
+from broker.errors import OAuthError
+from broker.storage import AuthCode, Client, UpstreamToken
 
 
 class SharedCacheBroker(Broker):
@@ -64,6 +66,76 @@ class OverScopedBroker(Broker):
         return "all-apis"
 
 
+class NoPkceBroker(Broker):
+    """PKCE is optional: authorization requests without code_challenge are accepted."""
+
+    def pkce_required(self) -> bool:
+        return False
+
+
+class CodeReuseBroker(Broker):
+    """Authorization codes can be redeemed again, and a replay revokes nothing."""
+
+    def code_already_used(self, code: AuthCode) -> bool:
+        return False
+
+
+class NoConsentBroker(Broker):
+    """Forwards every authorization request to Okta without asking the user (confused deputy)."""
+
+    def consent_required(self, client: Client, redirect_uri: str, browser_hash: str) -> bool:
+        return False
+
+
+class NoIssBroker(Broker):
+    """Omits ``iss`` from authorization responses although its metadata advertises it."""
+
+    def authorization_response_iss(self, issuer: str) -> str | None:
+        return None
+
+
+class NoPkceMetadataBroker(Broker):
+    """Metadata without ``code_challenge_methods_supported`` (MCP clients must refuse it)."""
+
+    def authorization_server_metadata(self, base: str) -> dict[str, Any]:
+        document = super().authorization_server_metadata(base)
+        document.pop("code_challenge_methods_supported", None)
+        return document
+
+
+class NoRotationBroker(Broker):
+    """Refresh tokens are not rotated: a used refresh token keeps working."""
+
+    def refresh_token_state_after_use(self) -> str:
+        return "active"
+
+
+class LooseRedirectsBroker(Broker):
+    """Redirect URIs match by prefix (``…/cb`` also accepts ``…/cb/evil`` and ``…/cb.evil``)."""
+
+    def redirect_uri_matches(self, registered: str, requested: str) -> bool:
+        return requested.startswith(registered)
+
+
+class OpenRegistrationBroker(Broker):
+    """Registers any redirect URI (``http://evil.example/cb``, custom schemes)."""
+
+    def check_redirect_uri(self, uri: object) -> str:
+        if not isinstance(uri, str) or not uri:
+            raise OAuthError("invalid_redirect_uri", "redirect_uris must be non-empty strings")
+        return uri
+
+
+class StrictDcrBroker(Broker):
+    """Refuses registrations carrying unknown metadata (the common RFC 7591 interop failure)."""
+
+    def unknown_client_metadata(self, names: set[str]) -> None:
+        if names:
+            raise OAuthError(
+                "invalid_client_metadata", f"unknown metadata: {', '.join(sorted(names))}"
+            )
+
+
 VARIANTS: dict[str, type[Broker]] = {
     "shared-cache": SharedCacheBroker,
     "no-segment-check": NoSegmentCheckBroker,
@@ -72,6 +144,15 @@ VARIANTS: dict[str, type[Broker]] = {
     "no-reuse": NoReuseBroker,
     "no-idp-refresh": NoIdpRefreshBroker,
     "over-scoped": OverScopedBroker,
+    "no-pkce": NoPkceBroker,
+    "code-reuse": CodeReuseBroker,
+    "no-consent": NoConsentBroker,
+    "no-iss": NoIssBroker,
+    "no-pkce-metadata": NoPkceMetadataBroker,
+    "no-rotation": NoRotationBroker,
+    "loose-redirects": LooseRedirectsBroker,
+    "open-registration": OpenRegistrationBroker,
+    "strict-dcr": StrictDcrBroker,
 }
 
 DEFECTS: dict[str, str] = {

@@ -46,12 +46,14 @@ class Session:
 
 
 class _FormParser(HTMLParser):
-    """Finds the first form of a login page with its action and inputs."""
+    """Finds the first form of a page with its action, inputs and named submit buttons."""
 
     def __init__(self) -> None:
         super().__init__()
         self.action: str | None = None
         self.inputs: dict[str, str] = {}
+        #: (name, value) of every named submit button, in page order.
+        self.buttons: list[tuple[str, str]] = []
         self._in_form = False
         self._done = False
 
@@ -60,7 +62,12 @@ class _FormParser(HTMLParser):
         if tag == "form" and not self._done:
             self._in_form = True
             self.action = attributes.get("action", "")
-        elif tag == "input" and self._in_form and attributes.get("name"):
+        elif not self._in_form or not attributes.get("name"):
+            return
+        elif tag == "button" or (tag == "input" and attributes.get("type") == "submit"):
+            if attributes.get("type", "submit") == "submit":
+                self.buttons.append((attributes["name"], attributes.get("value", "")))
+        elif tag == "input":
             self.inputs[attributes["name"]] = attributes.get("value", "")
 
     def handle_endtag(self, tag: str) -> None:
@@ -75,6 +82,54 @@ def parse_login_form(html: str) -> tuple[str, dict[str, str]]:
     if parser.action is None:
         raise FlowError("the IdP login page has no form")
     return parser.action, parser.inputs
+
+
+def parse_form(html: str) -> _FormParser:
+    parser = _FormParser()
+    parser.feed(html)
+    if parser.action is None:
+        raise FlowError("the page has no form")
+    return parser
+
+
+#: Submit-button values a consent page uses for yes and no (the broker's, and common ones).
+APPROVE_VALUES = ("approve", "allow", "accept", "consent", "yes", "true")
+DENY_VALUES = ("deny", "reject", "cancel", "decline", "no", "false")
+
+
+@dataclass
+class Authorization:
+    """The authorization step as the client saw it.
+
+    ``query`` is the authorization response (the redirect to the client), ``consent_shown``
+    whether a consent page of the broker came before any request to another host (the MCP
+    confused-deputy rule: the broker asks before it forwards to the IdP), ``hosts`` every host
+    the browser visited, in order.
+    """
+
+    query: dict[str, str]
+    state: str
+    code_verifier: str | None
+    redirect_uri: str
+    client_id: str
+    consent_shown: bool = False
+    hosts: list[str] = field(default_factory=list)
+
+    @property
+    def error(self) -> str | None:
+        return self.query.get("error")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "query": dict(self.query),
+            **{k: v for k, v in self.query.items()},
+            "state_sent": self.state,
+            "code_verifier": self.code_verifier,
+            "redirect_uri": self.redirect_uri,
+            "client_id": self.client_id,
+            "consent_shown": self.consent_shown,
+            "hosts": list(self.hosts),
+        }
 
 
 def make_http_client(proxy_url: str, ca_bundle: str | None = None) -> httpx.Client:
@@ -141,53 +196,97 @@ class McpClient:
         self, client: ClientRegistration, user: str, password: str, resource: str
     ) -> tuple[httpx.Response, Session]:
         """Authorize at the broker, sign in at the IdP's form, redeem the code."""
-        verifier = secrets.token_urlsafe(48)
+        authorization = self.authorize(client, user, password, resource)
+        if authorization.error:
+            raise FlowError(
+                f"authorization failed: {authorization.error}: "
+                f"{authorization.query.get('error_description', '')}"
+            )
+        return self.redeem(client, authorization, resource, user)
+
+    def authorize(
+        self,
+        client: ClientRegistration,
+        user: str,
+        password: str,
+        resource: str,
+        *,
+        pkce: bool = True,
+        consent: str = "approve",
+    ) -> Authorization:
+        """Run the authorization request to its response at the client's redirect URI.
+
+        ``pkce=False`` sends no ``code_challenge`` (a broker must refuse that, PK-02);
+        ``consent`` is what the user answers on a consent page: ``approve`` or ``deny``. An
+        error response is returned, not raised; a missing or wrong ``state`` is a FlowError.
+        """
+        verifier = secrets.token_urlsafe(48) if pkce else None
         state = secrets.token_urlsafe(16)
         params = {
             "response_type": "code",
             "client_id": client.client_id,
             "redirect_uri": client.redirect_uri,
-            "code_challenge": create_s256_code_challenge(verifier),
-            "code_challenge_method": "S256",
             "state": state,
             "resource": resource,
         }
+        if verifier is not None:
+            params["code_challenge"] = create_s256_code_challenge(verifier)
+            params["code_challenge_method"] = "S256"
+        authorization = Authorization({}, state, verifier, client.redirect_uri, client.client_id)
         authorize = self.endpoint("authorization_endpoint", "/authorize")
         response = self.http.request("GET", f"{authorize}?{urlencode(params)}")
-        location = self._follow_to_client(response, user, password, client.redirect_uri)
-        query = parse_qs(urlsplit(location).query)
-        if "error" in query:
-            raise FlowError(
-                f"authorization failed: {query['error'][0]}: "
-                f"{query.get('error_description', [''])[0]}"
-            )
-        if query.get("state", [None])[0] != state:
-            raise FlowError("the authorization response does not carry the request's state")
-        code = query.get("code", [None])[0]
-        if not code:
-            raise FlowError("the authorization response has no code")
-        token = self.http.request(
-            "POST",
-            self.endpoint("token_endpoint", "/token"),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": client.redirect_uri,
-                "client_id": client.client_id,
-                "code_verifier": verifier,
-                "resource": resource,
-            },
+        location = self._follow_to_client(
+            response, user, password, client.redirect_uri, consent, authorization
         )
+        query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        authorization.query = query
+        if query.get("state") != state:
+            raise FlowError("the authorization response does not carry the request's state")
+        if not authorization.error and not query.get("code"):
+            raise FlowError("the authorization response has no code")
+        return authorization
+
+    def redeem(
+        self,
+        client: ClientRegistration,
+        authorization: Authorization,
+        resource: str,
+        user: str = "",
+    ) -> tuple[httpx.Response, Session]:
+        """The authorization_code grant for a successful authorization."""
+        data = {
+            "grant_type": "authorization_code",
+            "code": authorization.query.get("code", ""),
+            "redirect_uri": client.redirect_uri,
+            "client_id": client.client_id,
+            "resource": resource,
+        }
+        if authorization.code_verifier is not None:
+            data["code_verifier"] = authorization.code_verifier
+        token = self.http.request("POST", self.endpoint("token_endpoint", "/token"), data=data)
         session = Session(user=user, client=client)
         self._remember(session, token)
         return token, session
 
     def _follow_to_client(
-        self, response: httpx.Response, user: str, password: str, redirect_uri: str
+        self,
+        response: httpx.Response,
+        user: str,
+        password: str,
+        redirect_uri: str,
+        consent: str = "approve",
+        seen: Authorization | None = None,
     ) -> str:
-        """Follow redirects (and the IdP's login form) until one targets the client."""
+        """Follow redirects, the broker's consent page and the IdP's login form until a
+        redirect targets the client."""
         client_prefix = redirect_uri.split("?")[0]
-        for _ in range(10):
+        broker_host = urlsplit(self.broker_url).netloc
+        left_broker = False
+        for _ in range(12):
+            host = response.request.url.netloc.decode("ascii")
+            if seen is not None:
+                seen.hosts.append(host)
+            left_broker = left_broker or host != broker_host
             if response.status_code in (301, 302, 303, 307, 308):
                 location = urljoin(str(response.request.url), response.headers.get("location", ""))
                 if location.startswith(client_prefix):
@@ -197,14 +296,25 @@ class McpClient:
             if response.status_code == 200 and "text/html" in response.headers.get(
                 "content-type", ""
             ):
-                action, inputs = parse_login_form(response.text)
-                if "password" not in inputs and "username" not in inputs:
-                    raise FlowError("the IdP page is not a login form")
-                inputs.update({"username": user, "password": password})
-                target = urljoin(str(response.request.url), action)
+                form = parse_form(response.text)
+                target = urljoin(str(response.request.url), form.action or "")
+                inputs = dict(form.inputs)
+                if "password" in inputs or "username" in inputs:
+                    inputs.update({"username": user, "password": password})
+                    response = self.http.request("POST", target, data=inputs)
+                    if response.status_code == 200:
+                        raise FlowError("the IdP rejected the login (the form came back)")
+                    continue
+                button = _consent_button(form.buttons, consent)
+                if button is None:
+                    raise FlowError(
+                        f"a page at {host} is neither a login form nor a consent form "
+                        f"with an {consent} button"
+                    )
+                if seen is not None and host == broker_host and not left_broker:
+                    seen.consent_shown = True
+                inputs[button[0]] = button[1]
                 response = self.http.request("POST", target, data=inputs)
-                if response.status_code == 200:
-                    raise FlowError("the IdP rejected the login (the form came back)")
                 continue
             raise FlowError(
                 f"authorization flow stopped at {response.request.url.host}"
@@ -259,6 +369,14 @@ class McpClient:
                 "Accept": "application/json, text/event-stream",
             },
         )
+
+
+def _consent_button(buttons: list[tuple[str, str]], decision: str) -> tuple[str, str] | None:
+    values = APPROVE_VALUES if decision == "approve" else DENY_VALUES
+    for name, value in buttons:
+        if value.lower() in values:
+            return name, value
+    return None
 
 
 def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:

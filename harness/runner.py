@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -27,7 +28,7 @@ from harness.client import (
     Session,
     make_http_client,
 )
-from harness.evidence import EvidenceRecorder
+from harness.evidence import EvidenceRecorder, redact_url
 from harness.results import CheckResult, ScenarioResult, Status, TokenRecord
 from harness.scenario import Scenario
 from harness.targets import Target
@@ -338,15 +339,29 @@ class _Execution:
             actual = response.headers.get(name)
             if actual is None or not _header_matches(actual, str(wanted)):
                 failures.append(f"header {name}: {actual!r}, expected {wanted!r}")
+        if "location" in expect:
+            failures.extend(_location_failures(expect["location"], response))
+        for text in expect.get("body_contains", []):
+            if str(text) not in response.text:
+                failures.append(f"the body does not contain {str(text)!r}")
+        for text in expect.get("body_absent", []):
+            if str(text) in response.text:
+                failures.append(f"the body contains {str(text)!r}")
         return failures
 
     # -- steps: client actions --------------------------------------------------------
     def _step_register(self, spec: dict[str, Any]) -> None:
         name = spec.get("client", "default")
+        redirect_uri = self._render(spec.get("redirect_uri") or REDIRECT_URI)
         try:
-            self.clients[name] = self.client.register(spec.get("redirect_uri") or REDIRECT_URI)
+            self.clients[name] = self.client.register(str(redirect_uri))
         except (FlowError, httpx.HTTPError) as exc:
             self._flow_failed("client registration", exc, spec)
+        registration = self.clients[name]
+        self.context.setdefault("clients", {})[name] = {
+            "client_id": registration.client_id,
+            "redirect_uri": registration.redirect_uri,
+        }
 
     def _client(self, name: str) -> ClientRegistration:
         if name not in self.clients:
@@ -354,18 +369,64 @@ class _Execution:
         return self.clients[name]
 
     def _step_login(self, spec: dict[str, Any]) -> None:
+        """Authorize (consent page, IdP login) and redeem the code.
+
+        ``pkce: false`` sends no challenge; ``consent: deny`` answers the broker's consent page
+        with Deny; ``expect_authorization`` checks the authorization response itself (query
+        parameters, whether the consent page came first). An authorization error with
+        ``expect_authorization`` ends the step after the checks (nothing to redeem); without
+        it, it is a FLOW failure as before.
+        """
         login = user_login(str(self._render(spec["user"])))
         password = str(self._render(spec.get("password", defaults.USER_PASSWORD)))
         session_name = spec.get("session", spec["user"])
         client = self._client(spec.get("client", "default"))
+        resource = self._resource(spec)
         try:
-            response, session = self.client.login(client, login, password, self._resource(spec))
+            authorization = self.client.authorize(
+                client,
+                login,
+                password,
+                resource,
+                pkce=bool(spec.get("pkce", True)),
+                consent=str(spec.get("consent", "approve")),
+            )
         except (FlowError, httpx.HTTPError) as exc:
+            self._flow_failed(f"login of {login}", exc, spec)
+            return
+        for value in (authorization.query.get("code"), authorization.code_verifier):
+            self._remember_secret(value)
+        saved_authorization = authorization.as_dict()
+        authorization_checks = _as_list(spec.get("expect_authorization"))
+        for expect in authorization_checks:
+            self._add_check(
+                expect,
+                self._authorization_failures(expect, authorization),
+                "the authorization response is as expected",
+            )
+        if authorization.error:
+            if spec.get("save"):
+                self.context[spec["save"]] = {"status": None, "authorization": saved_authorization}
+                self.saved_names.add(spec["save"])
+            if not authorization_checks:
+                self._flow_failed(
+                    f"login of {login}",
+                    FlowError(
+                        f"authorization failed: {authorization.error}: "
+                        f"{authorization.query.get('error_description', '')}"
+                    ),
+                    spec,
+                )
+            return
+        try:
+            response, session = self.client.redeem(client, authorization, resource, login)
+        except httpx.HTTPError as exc:
             self._flow_failed(f"login of {login}", exc, spec)
             return
         self._remember_secret(session.refresh_token)
         self.sessions[session_name] = session
-        self._save_response(spec.get("save"), response, f"login {login}")
+        saved = self._save_response(spec.get("save"), response, f"login {login}")
+        saved["authorization"] = saved_authorization
         if "expect" in spec:
             self._check_response(spec["expect"], response, f"login of {login} returns a token")
         elif response.status_code != 200:
@@ -374,6 +435,59 @@ class _Execution:
                 FlowError(f"token endpoint HTTP {response.status_code}{_error_summary(response)}"),
                 spec,
             )
+
+    def _authorization_failures(self, expect: dict[str, Any], authorization: Any) -> list[str]:
+        expect = self._render(expect)
+        failures = _subset_failures(expect.get("query", {}), authorization.query, "response")
+        for name in expect.get("query_absent", []):
+            if name in authorization.query:
+                failures.append(f"response.{name} is present but must not be")
+        if "consent_shown" in expect and authorization.consent_shown != expect["consent_shown"]:
+            failures.append(
+                "the broker showed its consent page before the IdP"
+                if authorization.consent_shown
+                else "no consent page of the broker came before the IdP (visited: "
+                + " -> ".join(dict.fromkeys(authorization.hosts))
+                + ")"
+            )
+        return failures
+
+    def _step_http(self, spec: dict[str, Any]) -> None:
+        """One raw request to the broker (or any URL), with response expectations.
+
+        ``path`` is relative to the broker's base URL, ``url`` is absolute; ``params``,
+        ``form``, ``json`` and ``headers`` are sent as given. It shares the scenario's cookie
+        jar (the browser), so it can act on a consent page the broker showed.
+        """
+        expects = spec.get("expect")
+        save = spec.get("save")
+        spec = self._render({k: v for k, v in spec.items() if k not in ("expect", "save")})
+        url = spec.get("url") or f"{self.target.url}{spec.get('path', '/')}"
+        kwargs: dict[str, Any] = {}
+        for key in ("params", "json", "headers"):
+            if key in spec:
+                kwargs[key] = spec[key]
+        if "form" in spec:
+            kwargs["data"] = spec["form"]
+        method = str(spec.get("method", "POST" if ("form" in spec or "json" in spec) else "GET"))
+        try:
+            response = self.recorder.request(method, str(url), **kwargs)
+        except httpx.HTTPError as exc:
+            self._flow_failed(f"{method} {url}", exc, {"expect": expects})
+            return
+        saved = self._save_response(save, response, f"{method} {url}")
+        saved["headers"] = {k.lower(): v for k, v in response.headers.items()}
+        location = response.headers.get("location")
+        if location:
+            saved["location"] = {
+                "url": location,
+                "query": {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()},
+            }
+        if isinstance(saved.get("json"), dict):
+            for key in ("client_secret", "code"):
+                self._remember_secret(saved["json"].get(key))
+        if expects is not None:
+            self._check_response(expects, response, f"{method} {url}")
 
     def _step_token(self, spec: dict[str, Any]) -> None:
         session = self.sessions.get(spec["session"])
@@ -557,6 +671,25 @@ class _Execution:
             if others:
                 failures.append(f"queries at {workspace.name} ran as {', '.join(others)}")
         self._add_check(spec, failures, f"query history of {workspace.name}")
+
+
+def _location_failures(wanted: dict[str, Any], response: httpx.Response) -> list[str]:
+    """``location: {absent: true}``, ``{starts_with: …}``, ``{query: {…}}``, ``{query_absent}``."""
+    location = response.headers.get("location")
+    if wanted.get("absent"):
+        return [f"the response redirects to {location!r}"] if location else []
+    if location is None:
+        return ["the response has no Location header"]
+    failures: list[str] = []
+    prefix = wanted.get("starts_with")
+    if prefix is not None and not location.startswith(str(prefix)):
+        failures.append(f"Location {redact_url(location)!r} does not start with {prefix!r}")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    failures.extend(_subset_failures(wanted.get("query", {}), query, "location"))
+    for name in wanted.get("query_absent", []):
+        if name in query:
+            failures.append(f"location.{name} is present but must not be")
+    return failures
 
 
 def _header_matches(actual: str, wanted: str) -> bool:

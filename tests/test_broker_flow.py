@@ -133,6 +133,12 @@ class Flow:
             form = _LoginForm()
             form.feed(response.text)
             assert form.action is not None, "the IdP page has no form"
+            if "consent_ticket" in form.inputs:  # the broker's consent page (MC-10): Allow
+                response = self.direct.post(
+                    urljoin(str(response.request.url), form.action),
+                    data={**form.inputs, "decision": "approve"},
+                )
+                continue
             form.inputs.update({"username": user, "password": defaults.USER_PASSWORD})
             response = self.idp.post(
                 urljoin(str(response.request.url), form.action), data=form.inputs

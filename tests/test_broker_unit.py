@@ -279,6 +279,15 @@ def test_defects_and_factory() -> None:
         "no-reuse",
         "no-idp-refresh",
         "over-scoped",
+        "no-pkce",
+        "code-reuse",
+        "no-consent",
+        "no-iss",
+        "no-pkce-metadata",
+        "no-rotation",
+        "loose-redirects",
+        "open-registration",
+        "strict-dcr",
     }
     assert all(DEFECTS.values())
     with pytest.raises(ValueError, match="shared-cache"):
@@ -548,10 +557,17 @@ def test_authorize_okta_unreachable_redirects_temporarily_unavailable(
     server: BrokerServer, client: httpx.Client
 ) -> None:
     cid = str(register(client)["client_id"])
-    response = client.get("/authorize", params=authorize_params(cid, server))
+    page = client.get("/authorize", params=authorize_params(cid, server))
+    assert page.status_code == 200  # the consent page asks before Okta is contacted
+    ticket = re.search(r'name="consent_ticket" value="([^"]+)"', page.text)
+    assert ticket is not None
+    response = client.post(
+        "/consent", data={"consent_ticket": ticket.group(1), "decision": "approve"}
+    )
     assert response.status_code == 302
     query = parse_qs(urlsplit(response.headers["location"]).query)
     assert query["error"] == ["temporarily_unavailable"]
+    assert query["state"] == ["st-1"] and query["iss"] == [server.url]
     assert "okta.invalid" in query["error_description"][0]
 
 
