@@ -32,6 +32,8 @@ from mocks.databricks.models import (
     PendingCode,
     Principal,
     RefreshGrant,
+    secret_matches,
+    sha256_hex,
 )
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -40,8 +42,12 @@ ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 DETAIL_STRING_FIELDS = ("type", "object_type", "object_path")
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+def required(form: dict[str, str], name: str) -> str:
+    """``form[name]``, or RFC 6749's ``invalid_request`` naming the missing parameter."""
+    value = form.get(name)
+    if value is None:
+        raise OAuthFailure("invalid_request", f"The required parameter '{name}' is missing.")
+    return value
 
 
 def parse_scopes(raw: str | None, allowed: list[str] | None = None) -> list[str]:
@@ -133,7 +139,7 @@ def issue(
         }
         if refresh_for is not None and "offline_access" in scopes:
             refresh = account.context.ids.token_urlsafe(32)
-            authority.refresh_tokens[_digest(refresh)] = RefreshGrant(
+            authority.refresh_tokens[sha256_hex(refresh)] = RefreshGrant(
                 refresh_for, scopes, principal, now + authority.refresh_token_lifetime
             )
             body["refresh_token"] = refresh
@@ -208,8 +214,6 @@ def client_credentials(
     secret: str | None,
     form: dict[str, str],
 ) -> dict[str, Any]:
-    from mocks.databricks.models import secret_matches
-
     sp = account.service_principal(client_id) if client_id else None
     if sp is None or not sp.active or not secret or not secret_matches(secret, sp.secret_digests):
         raise _invalid_client()
@@ -231,8 +235,6 @@ def authenticate_app(
     account: DatabricksAccount, client_id: str | None, secret: str | None
 ) -> OAuthApp:
     """The U2M client of a code or refresh request: public apps send no secret."""
-    from mocks.databricks.models import secret_matches
-
     app = account.apps.get(client_id or "")
     if app is None:
         raise _invalid_client()
@@ -255,7 +257,7 @@ def issue_code(
 ) -> str:
     code = account.context.ids.token_urlsafe(32)
     with account._lock:
-        authority.codes[_digest(code)] = PendingCode(
+        authority.codes[sha256_hex(code)] = PendingCode(
             app.client_id,
             redirect_uri,
             scopes,
@@ -274,14 +276,10 @@ def _pkce_ok(verifier: str, challenge: str) -> bool:
 def redeem_code(
     account: DatabricksAccount, authority: Authority, app: OAuthApp, form: dict[str, str]
 ) -> dict[str, Any]:
-    code = form.get("code")
-    if code is None:
-        raise OAuthFailure("invalid_request", "The required parameter 'code' is missing.")
-    verifier = form.get("code_verifier")
-    if verifier is None:
-        raise OAuthFailure("invalid_request", "The required parameter 'code_verifier' is missing.")
+    code = required(form, "code")
+    verifier = required(form, "code_verifier")
     with account._lock:
-        pending = authority.codes.pop(_digest(code), None)  # single use, even when refused
+        pending = authority.codes.pop(sha256_hex(code), None)  # single use, even when refused
     invalid = OAuthFailure("invalid_grant", "The authorization code is invalid or expired.")
     if pending is None or pending.expires_at <= account.now():
         raise invalid
@@ -305,10 +303,8 @@ def redeem_code(
 def refresh(
     account: DatabricksAccount, authority: Authority, app: OAuthApp, form: dict[str, str]
 ) -> dict[str, Any]:
-    raw = form.get("refresh_token")
-    if raw is None:
-        raise OAuthFailure("invalid_request", "The required parameter 'refresh_token' is missing.")
-    key = _digest(raw)
+    raw = required(form, "refresh_token")
+    key = sha256_hex(raw)
     invalid = OAuthFailure("invalid_grant", "The refresh token is invalid or expired.")
     with account._lock:
         grant = authority.refresh_tokens.get(key)

@@ -43,13 +43,14 @@ CLI_CLIENT_ID = "databricks-cli"
 CLI_REDIRECT_URL = "http://localhost:8020"
 
 
-def _digest(secret: str) -> str:
+def sha256_hex(secret: str) -> str:
+    """What the account keeps of a secret, code or refresh token; also seeds stable ids."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def secret_matches(secret: str, digests: list[str]) -> bool:
     """Constant-time comparison against stored SHA-256 digests (secrets are never stored)."""
-    candidate = _digest(secret)
+    candidate = sha256_hex(secret)
     return any(hmac.compare_digest(candidate, d) for d in digests)
 
 
@@ -333,7 +334,7 @@ class DatabricksAccount:
                 existing.active = True
                 existing.account_admin = existing.account_admin or account_admin
                 return existing.id
-            digest = int(_digest(username), 16)
+            digest = int(sha256_hex(username), 16)
             user_id = str(digest % 10**15).rjust(15, "7")
             self.users[username] = User(username, user_id, account_admin=account_admin)
             return user_id
@@ -357,7 +358,7 @@ class DatabricksAccount:
         with self._lock:
             if self.service_principal(app_id) is not None:
                 raise ValueError(f"a service principal with application id {app_id} exists")
-            sp_id = int(_digest(app_id), 16) % (9 * 10**15) + 10**15
+            sp_id = int(sha256_hex(app_id), 16) % (9 * 10**15) + 10**15
             while sp_id in self.service_principals:
                 sp_id += 1
             sp = ServicePrincipal(
@@ -366,7 +367,7 @@ class DatabricksAccount:
             if secret is None and generate_secret:
                 secret = "dose" + self.context.ids.token_hex(16)
             if secret is not None:
-                sp.secret_digests.append(_digest(secret))
+                sp.secret_digests.append(sha256_hex(secret))
             self.service_principals[sp_id] = sp
         return sp, secret
 
@@ -415,7 +416,7 @@ class DatabricksAccount:
     ) -> OAuthApp:
         app = OAuthApp(client_id, list(redirect_urls), confidential, scopes=scopes)
         if secret is not None:
-            app.secret_digests.append(_digest(secret))
+            app.secret_digests.append(sha256_hex(secret))
         with self._lock:
             self.apps[client_id] = app
         return app

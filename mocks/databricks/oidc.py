@@ -143,16 +143,10 @@ def _client_credentials_of(request: Request, form: dict[str, str]) -> tuple[str 
 def _grant(
     account: DatabricksAccount, authority: Authority, request: Request, form: dict[str, str]
 ) -> dict[str, Any]:
-    grant = form.get("grant_type")
-    if grant is None:
-        raise OAuthFailure("invalid_request", "The required parameter 'grant_type' is missing.")
+    grant = grants.required(form, "grant_type")
     if grant == TOKEN_EXCHANGE:
-        for name in ("subject_token", "subject_token_type"):
-            if name not in form:
-                raise OAuthFailure(
-                    "invalid_request", f"The required parameter '{name}' is missing."
-                )
-        if form["subject_token_type"] != JWT_TOKEN_TYPE:
+        grants.required(form, "subject_token")
+        if grants.required(form, "subject_token_type") != JWT_TOKEN_TYPE:
             raise OAuthFailure(
                 "invalid_request", "'subject_token_type' is invalid or not supported."
             )
