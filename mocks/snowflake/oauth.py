@@ -173,17 +173,8 @@ def refresh(
     user = account.user(record.user)
     if user is None or user.disabled or not user.has_role(record.role):
         raise OAuthFailure("invalid_grant", "The refresh token is invalid or expired.")
-    token, _ = account.issue(
-        "oauth_access",
-        user.name,
-        record.role,
-        account.settings.oauth_access_token_lifetime,
-        client_id=client.client_id,
-        scopes=record.scopes,
-        source="SNOWFLAKE_OAUTH",
-    )
     return {
-        "access_token": token,
+        "access_token": _access_token(account, client, user, record.role, record.scopes),
         "token_type": "Bearer",
         "expires_in": account.settings.oauth_access_token_lifetime,
         "username": user.login_name,
@@ -201,16 +192,7 @@ def _tokens(
     """The token-request success body, in the shape of Snowflake's WireMock fixture."""
     scopes = [s for s in requested if s == REFRESH_SCOPE] + [f"{ROLE_SCOPE}{ident(role)}"]
     lifetime = account.settings.oauth_access_token_lifetime
-    token, _ = account.issue(
-        "oauth_access",
-        user.name,
-        role,
-        lifetime,
-        client_id=client.client_id,
-        scopes=scopes,
-        source="SNOWFLAKE_OAUTH",
-    )
-    body: dict[str, Any] = {"access_token": token}
+    body: dict[str, Any] = {"access_token": _access_token(account, client, user, role, scopes)}
     if REFRESH_SCOPE in scopes and client.issue_refresh_tokens:
         refresh_token, _ = account.issue(
             "oauth_refresh",
@@ -234,3 +216,23 @@ def _tokens(
         body["refresh_token_expires_in"] = client.refresh_token_validity
     body["idpInitiated"] = False
     return body
+
+
+def _access_token(
+    account: Account,
+    client: OAuthClientIntegration,
+    user: SnowflakeUser,
+    role: str,
+    scopes: list[str],
+) -> str:
+    """A Snowflake OAuth access token of ``client`` for ``user`` in ``role`` (code or refresh)."""
+    token, _ = account.issue(
+        "oauth_access",
+        user.name,
+        role,
+        account.settings.oauth_access_token_lifetime,
+        client_id=client.client_id,
+        scopes=scopes,
+        source="SNOWFLAKE_OAUTH",
+    )
+    return token

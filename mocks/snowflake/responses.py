@@ -104,6 +104,18 @@ def _incident_number(ids: IdSource) -> int:
             return value % span + 10**12
 
 
+def _post_form(request: Request) -> MultiDict[str, str] | Response:
+    """The form of a POST to an OAuth endpoint (token, exchange), or the error to answer."""
+    if request.method != "POST":
+        return oauth_error("invalid_request", "Use POST.", 405, {"Allow": "POST"})
+    form = form_params(request)
+    if form is None:
+        return oauth_error(
+            "invalid_request", "The request body must be application/x-www-form-urlencoded."
+        )
+    return form
+
+
 def json_body(request: Request) -> dict[str, Any] | None:
     """The JSON object body (gzip-decoded when the connector compressed it), else ``None``."""
     raw = request.get_data()
@@ -474,13 +486,9 @@ class SnowflakeService:
         return pages.redirect(request_.redirect_uri, {"code": code, "state": request_.state})
 
     def _token_request(self, request: Request, account: Account) -> Response:
-        if request.method != "POST":
-            return oauth_error("invalid_request", "Use POST.", 405, {"Allow": "POST"})
-        form = form_params(request)
-        if form is None:
-            return oauth_error(
-                "invalid_request", "The request body must be application/x-www-form-urlencoded."
-            )
+        form = _post_form(request)
+        if isinstance(form, Response):
+            return form
         if repeated_params(form):
             return oauth_error("invalid_request", "A parameter was repeated.")
         grant = form.get("grant_type")
@@ -537,13 +545,9 @@ class SnowflakeService:
 
     # -- RFC 8693 ------------------------------------------------------------------------
     def _exchange(self, request: Request, account: Account) -> Response:
-        if request.method != "POST":
-            return oauth_error("invalid_request", "Use POST.", 405, {"Allow": "POST"})
-        params = form_params(request)
-        if params is None:
-            return oauth_error(
-                "invalid_request", "The request body must be application/x-www-form-urlencoded."
-            )
+        params = _post_form(request)
+        if isinstance(params, Response):
+            return params
         repeated = repeated_params(params, EXCHANGE_SINGLE)
         if repeated:
             return oauth_error("invalid_request", f"The parameter '{repeated[0]}' was repeated.")
