@@ -129,8 +129,9 @@ class Broker:
         return not self.storage.has_consent(browser_hash, client.client_id, redirect_uri)
 
     def pkce_required(self) -> bool:
-        """Every authorization request needs an S256 challenge (OAuth 2.1 §4.1.1, PK-02);
-        every client here is public or dynamically registered, so there is no exemption."""
+        """Every authorization request needs an S256 challenge and every code redemption the
+        matching verifier (OAuth 2.1 §4.1.1, §4.1.3; PK-02..PK-04). Every client here is
+        dynamically registered, most are public, so there is no exemption."""
         return True
 
     def authorization_response_iss(self, issuer: str) -> str | None:

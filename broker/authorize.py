@@ -128,7 +128,7 @@ def _transaction(
         raise OAuthError("unsupported_response_type", "response_type must be code")
     challenge = params.get("code_challenge")
     method = params.get("code_challenge_method")
-    if challenge or method or broker.pkce_required():
+    if broker.pkce_required():
         if not challenge:
             raise OAuthError("invalid_request", "code_challenge is required (PKCE)")
         if method != "S256":

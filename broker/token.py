@@ -138,12 +138,10 @@ def _authorization_code(
         raise OAuthError("invalid_grant", "the authorization code has expired")
     if redirect_uri is None or redirect_uri != record.redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
-    if record.code_challenge:
-        if not verifier or not secrets.compare_digest(s256(verifier), record.code_challenge):
-            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
-    elif verifier:
-        # RFC 7636 / OAuth 2.1 §4.1.3: a verifier for a code issued without a challenge.
-        raise OAuthError("invalid_request", "code_verifier given but no code_challenge was sent")
+    if broker.pkce_required() and not secrets.compare_digest(
+        s256(verifier or ""), record.code_challenge
+    ):
+        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
     resource = params.get("resource", record.resource)
     if resource != record.resource:
         raise OAuthError("invalid_target", "resource differs from the authorized resource")

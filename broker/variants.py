@@ -67,7 +67,7 @@ class OverScopedBroker(Broker):
 
 
 class NoPkceBroker(Broker):
-    """PKCE is optional: authorization requests without code_challenge are accepted."""
+    """PKCE is not enforced: no code_challenge is required and no code_verifier is checked."""
 
     def pkce_required(self) -> bool:
         return False

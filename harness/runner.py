@@ -375,7 +375,9 @@ class _Execution:
         with Deny; ``expect_authorization`` checks the authorization response itself (query
         parameters, whether the consent page came first). An authorization error with
         ``expect_authorization`` ends the step after the checks (nothing to redeem); without
-        it, it is a FLOW failure as before.
+        it, it is a FLOW failure as before. ``redeem: false`` stops after the authorization
+        response (saved as ``<save>.authorization``: ``code``, ``code_verifier``, …) so later
+        ``http`` steps can redeem the code themselves.
         """
         login = user_login(str(self._render(spec["user"])))
         password = str(self._render(spec.get("password", defaults.USER_PASSWORD)))
@@ -404,11 +406,11 @@ class _Execution:
                 self._authorization_failures(expect, authorization),
                 "the authorization response is as expected",
             )
-        if authorization.error:
+        if authorization.error or spec.get("redeem") is False:
             if spec.get("save"):
                 self.context[spec["save"]] = {"status": None, "authorization": saved_authorization}
                 self.saved_names.add(spec["save"])
-            if not authorization_checks:
+            if authorization.error and not authorization_checks:
                 self._flow_failed(
                     f"login of {login}",
                     FlowError(
