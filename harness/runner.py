@@ -679,7 +679,7 @@ def _location_failures(wanted: dict[str, Any], response: httpx.Response) -> list
     """``location: {absent: true}``, ``{starts_with: …}``, ``{query: {…}}``, ``{query_absent}``."""
     location = response.headers.get("location")
     if wanted.get("absent"):
-        return [f"the response redirects to {location!r}"] if location else []
+        return [f"the response redirects to {redact_url(location)!r}"] if location else []
     if location is None:
         return ["the response has no Location header"]
     failures: list[str] = []
