@@ -51,6 +51,9 @@ def test_seed_through_the_admin_api(sandbox: Sandbox) -> None:
             second = client.get(f"http://{OKTA_HOST}/oauth2/default/v1/keys")
         assert first.json()["keys"][0]["kid"] == seeded
         assert first.headers["X-Request-Id"] == second.headers["X-Request-Id"]
+        for host in ("dbc-aaa.cloud.databricks.test", "accounts.cloud.databricks.test"):
+            kid = httpx.get(f"{admin}/keys", params={"host": host}).json()["active"]
+            assert kid == seeded_key(5, f"databricks:{host}").kid
         for body in ({}, {"seed": -1}, {"seed": "soon"}, {"seed": True}):
             refused = httpx.post(f"{admin}/seed", json=body)
             assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import jwt
 
-from mocks.core.jose import KeySet, fixture_key
+from mocks.core.jose import KeySet
 from mocks.core.server import SandboxContext
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ class DatabricksAccount:
             }
             self.authority = AccountAuthority(
                 host=self.account_host,
-                keys=KeySet([fixture_key(f"databricks:{self.account_host}")]),
+                keys=KeySet([self.context.key(f"databricks:{self.account_host}")]),
                 context=self.context,
                 oidc_path=f"/oidc/accounts/{self.account_id}",
                 account_id=self.account_id,
@@ -300,7 +300,7 @@ class DatabricksAccount:
             name=name,
             host=host,
             workspace_id=workspace_id,
-            keys=KeySet([fixture_key(f"databricks:{host}")]),
+            keys=KeySet([self.context.key(f"databricks:{host}")]),
             context=self.context,
         )
         with self._lock:
