@@ -28,13 +28,13 @@ def test_items_have_readable_variant_ids(pytester: pytest.Pytester, scenarios: P
     out = result.stdout.str()
     assert "invalid-segment.scenario.yaml::invalid-segment[newline]" in out
     assert "multi-workspace.scenario.yaml::multi-workspace" in out
-    assert "13 tests collected" in out
+    assert "24 tests collected" in out
 
 
 def test_k_and_junitxml(pytester: pytest.Pytester, scenarios: Path) -> None:
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(str(scenarios), "-k", "isolation", f"--junitxml={junit}")
-    result.assert_outcomes(passed=1, deselected=12)
+    result.assert_outcomes(passed=1, deselected=23)
     case = ET.parse(junit).getroot().find(".//testcase")
     assert case is not None and case.get("name") == "token-isolation"
 
