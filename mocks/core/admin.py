@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from mocks.core.faults import FaultError
 from mocks.core.http import json_response
-from mocks.core.jose import SUPPORTED_ALGS, generate_key
+from mocks.core.jose import SUPPORTED_ALGS, KeySet, generate_key
 
 if TYPE_CHECKING:
     from mocks.core.server import SandboxServer
@@ -168,28 +168,40 @@ def _keys(server: SandboxServer, request: Request, rest: str) -> Response:
     if keyset is None:
         return not_found(f"no signing keys for host {host!r}")
     if request.method == "POST":
-        action = params.get("action", "rotate")
-        if action == "rotate":
-            alg = str(params.get("alg") or keyset.active.alg)
-            if alg not in SUPPORTED_ALGS:
-                return bad_request(f"'alg' must be one of {', '.join(SUPPORTED_ALGS)}")
-            keyset.rotate(generate_key(alg))
-        elif action == "remove":
-            kid = params.get("kid")
-            if not isinstance(kid, str) or keyset.find(kid) is None:
-                return bad_request("'remove' needs the 'kid' of a published key")
-            try:
-                keyset.remove(kid)
-            except ValueError as exc:
-                return bad_request(str(exc))
-        else:
-            return bad_request("'action' must be 'rotate' or 'remove'")
+        try:
+            apply_key_action(keyset, params)
+        except ValueError as exc:
+            return bad_request(str(exc))
     elif request.method != "GET":
         return method_not_allowed("GET, POST")
+    return json_response({"host": host, **keyset_view(keyset)})
+
+
+def apply_key_action(keyset: KeySet, params: dict[str, Any]) -> None:
+    """``{"action": "rotate", "alg"?}`` or ``{"action": "remove", "kid"}`` on one key set.
+
+    Shared by ``/_harness/keys`` and the mocks' own key endpoints (Okta's per-server keys), so
+    every key endpoint refuses the same way. Raises ``ValueError`` with the description, and
+    changes nothing when it does.
+    """
+    action = params.get("action", "rotate")
+    if action == "rotate":
+        alg = str(params.get("alg") or keyset.active.alg)
+        if alg not in SUPPORTED_ALGS:
+            raise ValueError(f"'alg' must be one of {', '.join(SUPPORTED_ALGS)}")
+        keyset.rotate(generate_key(alg))
+    elif action == "remove":
+        kid = params.get("kid")
+        if not isinstance(kid, str) or keyset.find(kid) is None:
+            raise ValueError("'remove' needs the 'kid' of a published key")
+        keyset.remove(kid)  # ValueError for the last key
+    else:
+        raise ValueError("'action' must be 'rotate' or 'remove'")
+
+
+def keyset_view(keyset: KeySet) -> dict[str, Any]:
     keys = keyset.keys()
-    return json_response(
-        {"host": host, "active": keys[0].kid, "keys": [{"kid": k.kid, "alg": k.alg} for k in keys]}
-    )
+    return {"active": keys[0].kid, "keys": [{"kid": k.kid, "alg": k.alg} for k in keys]}
 
 
 def _seed(server: SandboxServer, request: Request, rest: str) -> Response:

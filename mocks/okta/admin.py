@@ -33,7 +33,13 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from mocks.core.admin import bad_request, method_not_allowed, not_found
+from mocks.core.admin import (
+    apply_key_action,
+    bad_request,
+    keyset_view,
+    method_not_allowed,
+    not_found,
+)
 from mocks.core.http import json_response
 from mocks.okta.admin_input import (
     SETTINGS,
@@ -389,28 +395,14 @@ def _claim_rule(params: dict[str, Any]) -> ClaimRule:
 
 
 def _server_keys(org: OktaOrg, request: Request, server: AuthorizationServer) -> Response:
-    keyset = server.keys
     if request.method == "POST":
-        params = body_params(request, {"action", "kid"})
-        action = params.get("action", "rotate")
-        if action == "rotate":
-            keyset.rotate()
-        elif action == "remove":
-            kid = params.get("kid")
-            if not isinstance(kid, str) or keyset.find(kid) is None:
-                raise Invalid("'remove' needs the 'kid' of a published key")
-            try:
-                keyset.remove(kid)
-            except ValueError as exc:
-                raise Invalid(str(exc)) from None
-        else:
-            raise Invalid("'action' must be 'rotate' or 'remove'")
+        try:
+            apply_key_action(server.keys, body_params(request, {"action", "kid"}))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
     elif request.method != "GET":
         return method_not_allowed("GET, POST")
-    keys = keyset.keys()
-    return json_response(
-        {"active": keys[0].kid, "keys": [{"kid": k.kid, "alg": k.alg} for k in keys]}
-    )
+    return json_response(keyset_view(server.keys))
 
 
 def _settings(org: OktaOrg, request: Request, rest: list[str]) -> Response:
