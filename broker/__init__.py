@@ -32,6 +32,20 @@ Choices made where the specifications are silent (each is explained where it is 
 * Missing ``expires_in`` from the workspace: the token is assumed to live as long as the ID
   token it came from. Missing ``access_token`` or a non-Bearer ``token_type``: 502
   ``server_error`` (fail closed).
+* Consent (MCP "Confused Deputy"): before forwarding a client's authorization request to Okta
+  the broker shows its own page naming the client and its redirect URI's host; approval is
+  remembered per browser (an HttpOnly cookie holding a random id, stored hashed) and per
+  (client id, exact redirect URI), as FastMCP's and Cloudflare's MCP OAuth proxies do with
+  cookies; Deny is ``access_denied`` at the redirect URI. See ``broker/consent.py``.
+* PKCE S256 is required of every client at ``/authorize`` and checked at ``/token``; a
+  replayed code is refused before its verifier is checked, so a thief without the verifier
+  still revokes what the first redemption issued.
+* No ``/.well-known/openid-configuration``: the broker issues no ID tokens, so it is no OpenID
+  Provider; RFC 8414 metadata (which MCP clients try first) lists ``S256`` and
+  ``authorization_response_iss_parameter_supported``, and every authorization response,
+  code or error, carries ``iss`` (RFC 9207).
+* Client ID metadata documents (URL-shaped ``client_id``) are not supported yet: such a
+  ``client_id`` is an unknown client (shown, not redirected).
 * Broker refresh tokens live ``refresh_token_ttl`` (90 days by default); the Okta session
   usually ends first, which surfaces as ``invalid_grant`` "sign in again".
 """

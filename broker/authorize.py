@@ -1,7 +1,10 @@
 """The authorization endpoint and the Okta callback (OAuth 2.1 §4.1 with PKCE, RFC 9207 ``iss``).
 
 ``/authorize`` validates the MCP client's request, stores a transaction and sends the browser
-to Okta with the broker's own client id, nonce and PKCE challenge. ``/callback`` completes the
+to Okta with the broker's own client id, nonce and PKCE challenge. Before that, unless this
+browser already approved this client and redirect URI, it shows the broker's own consent page
+(:mod:`broker.consent`, the MCP confused-deputy rule); an invalid request is refused first, as
+there is nothing to consent to. ``/callback`` completes the
 Okta login, stores the user's Okta session and returns a broker authorization code to the MCP
 client. Errors about the client or its redirect URI are shown, never redirected (an open
 redirector otherwise); every other error is redirected with ``state`` and ``iss``.
