@@ -115,6 +115,8 @@ class Authorization:
     client_id: str
     consent_shown: bool = False
     hosts: list[str] = field(default_factory=list)
+    #: Hidden values of the consent forms submitted (secrets for the report's redaction).
+    consent_tickets: list[str] = field(default_factory=list)
 
     @property
     def error(self) -> str | None:
@@ -323,8 +325,11 @@ class McpClient:
                         f"a page at {host} is neither a login form nor a consent form "
                         f"with an {consent} button"
                     )
-                if seen is not None and host == broker_host and not left_broker:
-                    seen.consent_shown = True
+                if seen is not None:
+                    seen.consent_shown = seen.consent_shown or (
+                        host == broker_host and not left_broker
+                    )
+                    seen.consent_tickets.extend(v for v in inputs.values() if len(v) >= 16)
                 inputs[button[0]] = button[1]
                 response = self.http.request("POST", target, data=inputs)
                 continue
@@ -381,6 +386,17 @@ class McpClient:
                 "Accept": "application/json, text/event-stream",
             },
         )
+
+
+def consent_tickets(html: str) -> list[str]:
+    """Hidden values of a consent page's form: CSRF tickets, to be masked in reports."""
+    try:
+        form = parse_form(html)
+    except FlowError:
+        return []
+    if any(name in form.inputs for name in ("password", "username")):
+        return []
+    return [v for v in form.inputs.values() if len(v) >= 16]
 
 
 def _consent_button(buttons: list[tuple[str, str]], decision: str) -> tuple[str, str] | None:

@@ -26,6 +26,7 @@ from harness.client import (
     FlowError,
     McpClient,
     Session,
+    consent_tickets,
     make_http_client,
 )
 from harness.evidence import EvidenceRecorder, redact_url
@@ -154,8 +155,34 @@ class _Execution:
                 pass
             except Exception as exc:
                 self.result.error = self.result.error or self._harness_error(exc)
+            self._scrub_exchanges()
             self.result.exchanges = self.recorder.exchanges
             self.recorder.client.close()
+
+    def _scrub_exchanges(self) -> None:
+        """Mask every secret the scenario learnt (consent tickets, codes, tokens) wherever it
+        still appears whole in the evidence: redaction by field name cannot know a broker's
+        HTML form fields."""
+        if not self.secrets:
+            return
+
+        def scrub(value: Any) -> Any:
+            if isinstance(value, str):
+                for secret in sorted(self.secrets, key=len, reverse=True):
+                    if secret in value:
+                        value = value.replace(secret, mask(secret))
+                return value
+            if isinstance(value, dict):
+                return {k: scrub(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [scrub(v) for v in value]
+            return value
+
+        for exchange in self.recorder.exchanges:
+            exchange.url = scrub(exchange.url)
+            exchange.request_body = scrub(exchange.request_body)
+            exchange.response_body = scrub(exchange.response_body)
+            exchange.response_headers = scrub(exchange.response_headers)
 
     def _harness_error(self, exc: Exception) -> str:
         where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -396,7 +423,11 @@ class _Execution:
         except (FlowError, httpx.HTTPError) as exc:
             self._flow_failed(f"login of {login}", exc, spec)
             return
-        for value in (authorization.query.get("code"), authorization.code_verifier):
+        for value in (
+            authorization.query.get("code"),
+            authorization.code_verifier,
+            *authorization.consent_tickets,
+        ):
             self._remember_secret(value)
         saved_authorization = authorization.as_dict()
         authorization_checks = _as_list(spec.get("expect_authorization"))
@@ -488,6 +519,9 @@ class _Execution:
         if isinstance(saved.get("json"), dict):
             for key in ("client_secret", "code"):
                 self._remember_secret(saved["json"].get(key))
+        if "text/html" in response.headers.get("content-type", ""):
+            for ticket in consent_tickets(response.text):
+                self._remember_secret(ticket)
         if expects is not None:
             self._check_response(expects, response, f"{method} {url}")
 

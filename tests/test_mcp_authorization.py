@@ -10,6 +10,7 @@ exactly the observable the scenario checks rely on.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from broker.storage import RefreshToken, Storage, secret_hash
 from harness.client import Authorization, McpClient, make_http_client
 from harness.evidence import EvidenceRecorder
 from harness.results import ScenarioResult
-from harness.scenario import load_file
+from harness.scenario import ScenarioError, load_file
 from harness.session import HarnessSession
 from mocks import defaults
 
@@ -462,6 +463,30 @@ def test_http_step_location_and_login_options(tmp_path: Path) -> None:
     assert messages["HT-07"].startswith(
         "no consent page of the broker came before the IdP (visited: 127.0.0.1:"
     )
-    # The code and verifier are secrets: never whole in the evidence.
-    for exchange in result.exchanges:
-        assert "code_verifier=" not in exchange.url
+    # Consent tickets are masked wherever they appear in the evidence (page and form post).
+    pages = [e for e in result.exchanges if "consent_ticket" in json.dumps(e.response_body)]
+    posts = [e for e in result.exchanges if e.url.endswith("/consent")]
+    assert pages and posts
+    for exchange in pages:
+        assert 'consent_ticket\\" value=\\"<redacted len=' in json.dumps(exchange.response_body)
+    for exchange in posts:
+        assert str(exchange.request_body["consent_ticket"]).startswith("<redacted len=")
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        ("- http: {method: GET}", "http"),
+        ("- http: {path: /x, bogus: 1}", "bogus"),
+        ("- login: {user: alice, consent: maybe}", "maybe"),
+        ("- login: {user: alice, expect_authorization: {query: {}}}", "check"),
+    ],
+)
+def test_schema_refuses_malformed_new_steps(tmp_path: Path, step: str, fragment: str) -> None:
+    path = tmp_path / "bad.scenario.yaml"
+    path.write_text(
+        "version: 1\nid: bad\nname: bad\nrequirements: [PK-02]\nsteps:\n  " + step + "\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_file(path)
+    assert "bad.scenario.yaml:6" in str(caught.value) and fragment in str(caught.value)
