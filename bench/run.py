@@ -40,6 +40,15 @@ def main() -> None:
     rate("RS256 verify", lambda: rs.verify(rs_token, audience="x"), args.seconds)
     rate("ES256 verify", lambda: es.verify(es_token, audience="x"), args.seconds)
 
+    from mocks.core.seed import seeded_rsa_key
+
+    started = time.perf_counter()
+    for n in range(3):
+        seeded_rsa_key(1000 + n, "bench")
+    per_key = (time.perf_counter() - started) / 3
+    print(f"{'seeded RSA-2048 derivation':<40} {per_key * 1000:>10.0f} ms")
+    sandbox_requests(args.seconds)
+
     if args.skip_suite:
         return
     from harness.scenario import default_scenario_dir, load_paths
@@ -55,6 +64,23 @@ def main() -> None:
     label = f"full scenario suite ({len(scenarios)} scenarios)"
     print(f"{label:<40} {done - ready:>10.3f} s")
     print(f"{'verdict':<40} {run.summary}")
+
+
+def sandbox_requests(seconds: float) -> None:
+    """Requests per second a client gets from the sandbox, plain proxying and CONNECT + TLS."""
+    import ssl
+
+    import httpx
+
+    from mocks.sandbox import Sandbox
+
+    keys = "acme.okta.test/oauth2/default/v1/keys"
+    with Sandbox() as plain, httpx.Client(proxy=plain.proxy_url, trust_env=False) as client:
+        rate("sandbox GET via proxy (http)", lambda: client.get(f"http://{keys}"), seconds)
+    with Sandbox(tls=True) as tls:
+        verify = ssl.create_default_context(cafile=str(tls.ca_bundle))
+        with httpx.Client(proxy=tls.proxy_url, verify=verify, trust_env=False) as client:
+            rate("sandbox GET via CONNECT (https)", lambda: client.get(f"https://{keys}"), seconds)
 
 
 if __name__ == "__main__":
