@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 DEFAULT_HOST_TEMPLATE = "https://%s.cloud.databricks.com"
 DEFAULT_SEGMENT_PATTERN = r"^dbc-[a-z0-9-]+$"
 DEFAULT_STORAGE = "broker.sqlite3"
+EXCHANGE_FLOWS = ("brokered", "federated")
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,12 @@ class BrokerConfig:
     ``id_token_margin``: the Okta ID token is refreshed before an exchange when it has fewer
     seconds left, because Databricks derives the workspace token lifetime from it.
     ``refresh_token_ttl``: lifetime of the broker's own refresh tokens (not the Okta ones).
+    ``exchange_flow``: what the broker exchanges at the workspace: ``"brokered"`` forwards the
+    user's Okta ID token; ``"federated"`` mints the broker's own short-lived assertion (sub the
+    user, ``act.sub`` the MCP client; :mod:`broker.issuer`), living
+    ``federated_assertion_lifetime`` seconds, signed with a key rotated every
+    ``federated_key_rotation`` seconds and published ``federated_key_publish_lead`` seconds
+    before it signs.
     """
 
     okta_issuer: str
@@ -60,6 +67,10 @@ class BrokerConfig:
     public_base_url: str | None = None
     refresh_token_ttl: float = 90 * 24 * 3600.0
     upstream_timeout: float = 10.0
+    exchange_flow: str = "brokered"
+    federated_assertion_lifetime: float = 300.0
+    federated_key_rotation: float = 30 * 24 * 3600.0
+    federated_key_publish_lead: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in ("okta_issuer", "okta_client_id", "okta_client_secret"):
@@ -95,11 +106,38 @@ class BrokerConfig:
                 raise ConfigError(f"{name} must be a non-negative number of seconds, got {value!r}")
         if self.upstream_timeout == 0 or self.refresh_token_ttl == 0:
             raise ConfigError("upstream_timeout and refresh_token_ttl must be positive")
+        self._check_federation()
         if self.public_base_url is not None:
             _check_url("public_base_url", self.public_base_url)
             # The base URL is the issuer (RFC 8414 §2): store it without a trailing slash so
             # string comparisons of issuer and resource URLs are exact.
             object.__setattr__(self, "public_base_url", self.public_base_url.rstrip("/"))
+
+    def _check_federation(self) -> None:
+        if self.exchange_flow not in EXCHANGE_FLOWS:
+            raise ConfigError(
+                f"exchange_flow must be one of {', '.join(EXCHANGE_FLOWS)}, "
+                f"got {self.exchange_flow!r}"
+            )
+        for name in (
+            "federated_assertion_lifetime",
+            "federated_key_rotation",
+            "federated_key_publish_lead",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative number of seconds, got {value!r}")
+        if not 1 <= self.federated_assertion_lifetime <= 3600:
+            # An assertion is a bearer credential for the user at the platform: it must be
+            # short-lived (minutes), and at least a second so it can be exchanged at all.
+            raise ConfigError(
+                "federated_assertion_lifetime must be between 1 and 3600 seconds, "
+                f"got {self.federated_assertion_lifetime!r}"
+            )
+        if self.federated_key_publish_lead >= self.federated_key_rotation:
+            raise ConfigError(
+                "federated_key_publish_lead must be shorter than federated_key_rotation"
+            )
 
     def _check_host_template(self) -> None:
         template = self.databricks_host_template
@@ -149,6 +187,7 @@ class BrokerConfig:
             ("databricks_scope", "DATABRICKS_SCOPE", ()),
             ("storage", "STORAGE", ()),
             ("public_base_url", "PUBLIC_BASE_URL", ()),
+            ("exchange_flow", "EXCHANGE_FLOW", ()),
         ):
             value = get(name, *aliases)
             if value is not None:
@@ -162,6 +201,9 @@ class BrokerConfig:
             ("id_token_margin", "ID_TOKEN_MARGIN"),
             ("refresh_token_ttl", "REFRESH_TOKEN_TTL"),
             ("upstream_timeout", "UPSTREAM_TIMEOUT"),
+            ("federated_assertion_lifetime", "FEDERATED_ASSERTION_LIFETIME"),
+            ("federated_key_rotation", "FEDERATED_KEY_ROTATION"),
+            ("federated_key_publish_lead", "FEDERATED_KEY_PUBLISH_LEAD"),
         ):
             raw = get(name)
             if raw is not None:

@@ -8,6 +8,15 @@ token's lifetime to the subject token, BR-05), then RFC 8693-exchange it at
 the answer. One lock per user serialises this, because Okta refresh tokens rotate: two
 concurrent refreshes with one token would look like token theft to Okta.
 
+With ``exchange_flow = "federated"`` the subject token is not the Okta ID token but the broker's
+own assertion (:mod:`broker.issuer`): ``sub`` the user's email (the Databricks user name, what
+the policy trusting the broker maps with ``subject_claim: sub``), ``act.sub`` the MCP client,
+``aud`` the workspace URL. The Okta session is still kept fresh first: the broker vouches for a
+user only while Okta still does, so deprovisioning at Okta stops access as before. Cache keys,
+reuse and the per-user lock are the same in both flows. The workspace token lives no longer
+than the assertion (BR-05), so federated tokens are re-exchanged every few minutes; the
+exchange is one local signature and one upstream call.
+
 The cache-key and reuse decisions are hook methods of the broker (:class:`ExchangeHooks`) so
 that known-bad variants can override exactly one decision.
 """
@@ -23,6 +32,7 @@ import httpx
 
 from broker.audit import AuditLog
 from broker.errors import OAuthError
+from broker.issuer import BrokerIssuer
 from broker.okta import IdTokenError, OktaClient
 from broker.resources import Target
 from broker.storage import Session, Storage, UpstreamToken, fingerprint
@@ -45,6 +55,12 @@ class ExchangeHooks(Protocol):
 
     def exchange_scope(self) -> str: ...
 
+    def federated_exchange(self) -> bool: ...
+
+    def assertion_actor(self, client_id: str) -> dict[str, str] | None: ...
+
+    def assertion_lifetime(self) -> float: ...
+
 
 class WorkspaceTokens:
     """Obtains workspace tokens for users; see the module docstring."""
@@ -60,6 +76,8 @@ class WorkspaceTokens:
         clock: Callable[[], float],
         scope: str,
         id_token_margin: float,
+        issuer: BrokerIssuer | None = None,
+        issuer_url: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._storage = storage
         self._okta = okta
@@ -69,6 +87,8 @@ class WorkspaceTokens:
         self._clock = clock
         self._scope = scope
         self._id_token_margin = id_token_margin
+        self._issuer = issuer
+        self._issuer_url = issuer_url
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -101,7 +121,10 @@ class WorkspaceTokens:
             return stored
         try:
             session = self._fresh_session(user_id)
-            token, request_id = self._exchange(session, target, key)
+            subject_token, subject_expires_at = self._subject_token(session, client_id, target)
+            token, request_id = self._exchange(
+                session.user_id, subject_token, subject_expires_at, target, key
+            )
         except OAuthError as exc:
             self._audit.record(
                 outcome="error", detail=exc.description, request_id=exc.request_id, **audit
@@ -164,13 +187,49 @@ class WorkspaceTokens:
             )
         return fresh
 
+    # -- the subject token ------------------------------------------------------------------
+    def _subject_token(self, session: Session, client_id: str, target: Target) -> tuple[str, float]:
+        """(token, its expiry): the Okta ID token (brokered) or the broker's assertion."""
+        if not self._hooks.federated_exchange():
+            return session.id_token, session.id_token_expires_at
+        issuer_url = self._issuer_url()
+        if self._issuer is None or not issuer_url:
+            raise OAuthError("server_error", "the broker's issuer URL is unknown", status=500)
+        if not session.email:
+            raise OAuthError(
+                "invalid_grant",
+                "the identity provider named no email for this user, so the workspace user "
+                "cannot be named; sign in again",
+            )
+        assertion, claims = self._issuer.mint(
+            issuer=issuer_url,
+            subject=session.email,
+            audience=target.workspace_url,
+            actor=self._hooks.assertion_actor(client_id),
+            lifetime=self._hooks.assertion_lifetime(),
+        )
+        log.info(
+            "minted assertion %s for %s at %s (jti %s, %ss)",
+            fingerprint(assertion),
+            session.user_id,
+            target.workspace_host,
+            claims["jti"],
+            claims["exp"] - claims["iat"],
+        )
+        return assertion, float(claims["exp"])
+
     # -- Databricks side -------------------------------------------------------------------
     def _exchange(
-        self, session: Session, target: Target, key: str
+        self,
+        user_id: str,
+        subject_token: str,
+        subject_expires_at: float,
+        target: Target,
+        key: str,
     ) -> tuple[UpstreamToken, str | None]:
         form = {
             "grant_type": TOKEN_EXCHANGE,
-            "subject_token": session.id_token,
+            "subject_token": subject_token,
             "subject_token_type": JWT_TOKEN_TYPE,
             "scope": self._hooks.exchange_scope(),
         }
@@ -203,14 +262,14 @@ class WorkspaceTokens:
         if expires_in is None:
             # Databricks tokens last as long as the subject token at most (§A.3); without
             # expires_in assume exactly that rather than guessing a longer life.
-            log.warning("upstream %s answered without expires_in; using the ID token's", host)
-            expires_at = session.id_token_expires_at
+            log.warning("upstream %s answered without expires_in; using the subject token's", host)
+            expires_at = subject_expires_at
         else:
             expires_at = self._clock() + expires_in
         if "issued_token_type" not in body:
             log.info("upstream %s answered without issued_token_type (tolerated)", host)
         token = UpstreamToken(
-            user_id=session.user_id,
+            user_id=user_id,
             cache_key=key,
             access_token=access_token,
             token_type="Bearer",

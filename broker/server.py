@@ -34,6 +34,8 @@ class BrokerServer:
         self.config = config
         self.host = host
         self.port = port
+        self._clock = clock
+        self._defect = defect
         self.broker: Broker = create_broker(config, clock=clock, defect=defect)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -66,6 +68,24 @@ class BrokerServer:
         )
         self._thread.start()
         return self
+
+    def reconfigure(self, config: BrokerConfig) -> Broker:
+        """Serve a new broker built from ``config`` on the same socket (same URL, same defect).
+
+        Its state starts empty. The harness uses this to run a scenario that needs other
+        settings (say, the federated exchange flow) and to restore the defaults after it;
+        building a broker is cheap, re-binding a port is not (the URL is the issuer)."""
+        if config.public_base_url != self.config.public_base_url:
+            raise ValueError("reconfigure cannot change public_base_url (the broker's URL)")
+        old = self.broker
+        broker = create_broker(config, clock=self._clock, defect=self._defect)
+        broker.base_url = old.base_url
+        self.config = config
+        self.broker = broker
+        if self._server is not None:
+            self._server.app = broker
+        old.close()
+        return broker
 
     def stop(self) -> None:
         if self._server is None:

@@ -102,6 +102,12 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL,
     request_id TEXT
 );
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_pem TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    active_from REAL NOT NULL
+);
 """
 
 TABLES = (
@@ -114,6 +120,7 @@ TABLES = (
     "consents",
     "consent_tickets",
     "audit",
+    "signing_keys",
 )
 
 
@@ -201,6 +208,21 @@ class UpstreamToken:
     token_type: str
     expires_at: float
     workspace_host: str
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One of the broker's own signing keys (federated exchange, :mod:`broker.issuer`).
+
+    ``active_from``: when the broker starts signing with it (after it has been published long
+    enough for relying parties to have fetched it). The private key is stored as PEM so it
+    survives a restart; protect the database file like a credential store.
+    """
+
+    kid: str
+    private_pem: str
+    created_at: float
+    active_from: float
 
 
 class Storage:
@@ -482,6 +504,26 @@ class Storage:
                     t.workspace_host,
                 ),
             )
+
+    # -- the broker's signing keys -----------------------------------------------------
+    def add_signing_key(self, key: SigningKey) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO signing_keys VALUES (?, ?, ?, ?)",
+                (key.kid, key.private_pem, key.created_at, key.active_from),
+            )
+
+    def signing_keys(self) -> list[SigningKey]:
+        """Every stored signing key, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM signing_keys ORDER BY active_from, created_at"
+            ).fetchall()
+        return [SigningKey(**dict(r)) for r in rows]
+
+    def delete_signing_key(self, kid: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM signing_keys WHERE kid = ?", (kid,))
 
     # -- audit -------------------------------------------------------------------------
     def add_audit(self, record: dict[str, Any]) -> None:

@@ -84,7 +84,21 @@ class ScenarioRunner:
             )
             result.status = Status.SKIPPED
             return result
+        if scenario.broker_settings and not getattr(self.target, "can_configure", False):
+            result.checks.append(
+                CheckResult(
+                    id="CONFIG-01",
+                    title="scenario needs broker settings the harness can apply",
+                    status=Status.SKIPPED,
+                    message=f"broker {self.target.spec} is configured by its owner; the scenario "
+                    f"needs {_settings_text(scenario.broker_settings)}",
+                )
+            )
+            result.status = Status.SKIPPED
+            return result
         try:
+            if scenario.broker_settings:
+                self.target.configure(scenario.broker_settings)
             self.sandbox.reset()
             self.target.reset()
         except Exception as exc:
@@ -92,11 +106,19 @@ class ScenarioRunner:
             result.finish()
             return result
         execution = _Execution(self, scenario, result)
-        execution.run()
+        try:
+            execution.run()
+        finally:
+            if scenario.broker_settings:
+                self.target.restore()
         result.target_log = self.target.drain_log()
         result.duration_s = time.perf_counter() - started
         result.finish()
         return result
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in sorted(settings.items()))
 
 
 class _Execution:
@@ -126,6 +148,10 @@ class _Execution:
             "params": self.scenario.params,
             "broker": {"url": self.target.url},
             "okta": {"issuer": sandbox.okta_issuer},
+            # the static document host (client ID metadata documents) and the sandbox's own
+            # loopback address, where its admin API serves documents too (a private address)
+            "apps": {"url": sandbox.apps.url},
+            "sandbox": {"url": sandbox.url},
             "workspaces": {
                 name: {
                     "url": sandbox.workspace(name).url,
@@ -682,6 +708,14 @@ class _Execution:
                             spec["subject_token_claims"], claims, f"#{entry.seq} subject_token"
                         )
                     )
+            if "subject_token_max_lifetime" in spec:
+                failures.extend(
+                    _lifetime_failures(
+                        entry.jwt_claims.get("form.subject_token"),
+                        spec["subject_token_max_lifetime"],
+                        f"#{entry.seq} subject_token",
+                    )
+                )
             if spec.get("no_authorization_header") and any(
                 k.lower() == "authorization" for k in entry.headers
             ):
@@ -753,6 +787,19 @@ def _error_summary(response: httpx.Response) -> str:
     if isinstance(body, dict) and "error" in body:
         return f" ({body['error']}: {body.get('error_description', '')})"
     return ""
+
+
+def _lifetime_failures(claims: dict[str, Any] | None, limit: float, where: str) -> list[str]:
+    """A JWT's ``exp - iat`` must be at most ``limit`` (a short-lived assertion)."""
+    if claims is None:
+        return [f"{where} is not a JWT"]
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (iat, exp)):
+        return [f"{where} lacks numeric iat and exp"]
+    lifetime = float(exp) - float(iat)  # type: ignore[arg-type]
+    if lifetime > limit:
+        return [f"{where} lives {lifetime:g}s (exp - iat), expected at most {limit:g}s"]
+    return []
 
 
 def _subset_failures(expected: Any, actual: Any, where: str) -> list[str]:

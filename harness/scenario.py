@@ -47,6 +47,9 @@ class Scenario:
     requires: list[str] = field(default_factory=list)
     description: str = ""
     variant: str | None = None
+    #: ``given.broker``: broker settings the scenario needs (e.g. ``exchange_flow``); a target
+    #: that cannot apply them skips the scenario.
+    broker_settings: dict[str, Any] = field(default_factory=dict)
 
 
 @cache
@@ -224,6 +227,7 @@ def _expand(
                 requires=list(document.get("requires", [])),
                 description=document.get("description", ""),
                 variant=variant,
+                broker_settings=dict(document.get("given", {}).get("broker", {})),
             )
         )
     return out

@@ -29,6 +29,12 @@ class Target(Protocol):
     spec: str
     url: str
     shares_clock: bool
+    #: Whether :meth:`configure` can give the broker a scenario's ``given.broker`` settings.
+    can_configure: bool
+
+    def configure(self, settings: dict[str, object]) -> None: ...
+
+    def restore(self) -> None: ...
 
     def reset(self) -> None: ...
 
@@ -73,10 +79,56 @@ def reference_config_values(sandbox: Sandbox) -> dict[str, str]:
     }
 
 
+#: The Databricks account federation policy through which the sandbox trusts a broker as an
+#: issuer (the federated exchange flow): issuer = the broker's URL, keys from its discovery.
+BROKER_POLICY_ID = "mcp-broker"
+
+
+def broker_trust_policy(sandbox: Sandbox, broker_url: str) -> dict[str, object]:
+    """The admin-API body (``POST /_harness/tenants/databricks/policies``) that makes every
+    workspace accept the broker's own assertions: ``aud`` a workspace URL, ``sub`` the
+    Databricks user name (the user's email)."""
+    template = reference_config_values(sandbox)["databricks_host_template"]
+    return {
+        "policy_id": BROKER_POLICY_ID,
+        "oidc_policy": {
+            "issuer": broker_url.rstrip("/"),
+            "audiences": [template % name for name in defaults.WORKSPACES],
+            "subject_claim": "sub",
+        },
+    }
+
+
+def trust_broker(sandbox: Sandbox, broker_url: str) -> None:
+    """Create :func:`broker_trust_policy` unless it exists (after every sandbox reset)."""
+    from mocks.databricks.policies import PolicyError
+
+    oidc = broker_trust_policy(sandbox, broker_url)["oidc_policy"]
+    assert isinstance(oidc, dict)
+    if any(p.policy_id == BROKER_POLICY_ID for p in sandbox.databricks.account_policies()):
+        return
+    try:
+        sandbox.databricks.add_federation_policy(
+            BROKER_POLICY_ID,
+            issuer=oidc["issuer"],
+            audiences=oidc["audiences"],
+            subject_claim=oidc["subject_claim"],
+        )
+    except PolicyError as exc:  # e.g. an http issuer while the sandbox serves https
+        logging.getLogger("harness").warning("cannot trust the broker as an issuer: %s", exc)
+
+
 class ReferenceTarget:
-    """The reference broker started in-process (optionally with a known defect)."""
+    """The reference broker started in-process (optionally with a known defect).
+
+    Scenarios may ask for other broker settings (``given: {broker: {...}}``):
+    :meth:`configure` serves a broker built with them on the same URL, :meth:`restore`
+    goes back to the defaults. The sandbox trusts the broker as a federated issuer from the
+    start (:func:`trust_broker`), whichever flow it runs.
+    """
 
     shares_clock = True
+    can_configure = True
 
     def __init__(self, sandbox: Sandbox, defect: str | None = None, port: int = 0) -> None:
         from broker.config import BrokerConfig
@@ -98,6 +150,9 @@ class ReferenceTarget:
             databricks_host_template=values["databricks_host_template"],
             storage=":memory:",
         )
+        self.sandbox = sandbox
+        self.base_config = config
+        self.settings: dict[str, object] = {}
         self.server = BrokerServer(config, clock=sandbox.clock.now, defect=defect, port=port)
         self.log = LogCapture()
         self._logger = logging.getLogger("broker")
@@ -106,10 +161,27 @@ class ReferenceTarget:
         self._logger.setLevel(logging.INFO)
         self.server.start()
         self.url = self.server.url
+        trust_broker(sandbox, self.url)
 
     def reset(self) -> None:
         self.server.broker.reset()
         self.log.drain()
+        trust_broker(self.sandbox, self.url)
+
+    def configure(self, settings: dict[str, object]) -> None:
+        """Serve a broker with ``settings`` (BrokerConfig fields) over the defaults; raises
+        :class:`broker.config.ConfigError` for invalid ones."""
+        import dataclasses
+
+        if settings == self.settings:
+            return
+        config = dataclasses.replace(self.base_config, **settings)  # type: ignore[arg-type]
+        self.server.reconfigure(config)
+        self.settings = dict(settings)
+
+    def restore(self) -> None:
+        """Back to the default settings (after a scenario that configured others)."""
+        self.configure({})
 
     def drain_log(self) -> list[str]:
         return self.log.drain()
@@ -127,9 +199,18 @@ class UrlTarget:
     spec: str
     url: str
     shares_clock: bool = False
+    can_configure: bool = False
 
     def reset(self) -> None:
         """Nothing to reset from outside: every scenario registers its own client."""
+
+    def configure(self, settings: dict[str, object]) -> None:
+        """A broker in another process is configured by its owner (scenarios needing other
+        settings are skipped, see :attr:`can_configure`)."""
+        raise TargetError(f"broker {self.spec} cannot be reconfigured by the harness")
+
+    def restore(self) -> None:
+        """Nothing was changed."""
 
     def stop(self) -> None:
         """The user owns this broker's lifecycle."""

@@ -249,8 +249,16 @@ class SandboxContext:
                 verify: ssl.SSLContext | bool = True
                 if self.tls is not None:
                     verify = self.tls.client_context()
+                # Loopback URLs are not sandbox hosts: they are services next to the sandbox
+                # (a broker the mocks trust as a federated issuer), reached directly as the
+                # real service would reach them over the network.
+                direct = httpx.HTTPTransport(verify=verify, trust_env=False)
                 self._client = httpx.Client(
-                    proxy=self.proxy_url, timeout=10.0, trust_env=False, verify=verify
+                    proxy=self.proxy_url,
+                    timeout=10.0,
+                    trust_env=False,
+                    verify=verify,
+                    mounts={f"all://{name}": direct for name in LOOPBACK_NAMES},
                 )
             return self._client
 
