@@ -19,12 +19,13 @@ import httpx
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from broker import authorize, consent, metadata, registration, token
+from broker import authorize, consent, issuer, metadata, registration, token
 from broker.audit import AuditLog
 from broker.config import BrokerConfig
 from broker.errors import OAuthError, invalid_target
 from broker.exchange import WorkspaceTokens
 from broker.http_util import error_response, json_response
+from broker.issuer import BrokerIssuer
 from broker.okta import OktaClient
 from broker.resources import Target, is_valid_segment, split_resource, workspace_for
 from broker.storage import AuthCode, Client, Storage, UpstreamToken
@@ -71,6 +72,14 @@ class Broker:
             clock=clock,
         )
         self.audit = AuditLog(self.storage, clock)
+        #: The broker's own signing keys (federated exchange flow, :mod:`broker.issuer`).
+        self.issuer = BrokerIssuer(
+            self.storage,
+            clock,
+            assertion_lifetime=config.federated_assertion_lifetime,
+            rotation_interval=config.federated_key_rotation,
+            publish_lead=config.federated_key_publish_lead,
+        )
         self.tokens = WorkspaceTokens(
             storage=self.storage,
             okta=self.okta,
@@ -80,6 +89,8 @@ class Broker:
             clock=clock,
             scope=config.databricks_scope,
             id_token_margin=config.id_token_margin,
+            issuer=self.issuer,
+            issuer_url=lambda: self.config.public_base_url or self.base_url,
         )
         self._segment_regex = config.segment_regex
         self._routes: dict[tuple[str, str], Handler] = {
@@ -91,6 +102,9 @@ class Broker:
             ("POST", "/token"): token.token,
             ("GET", "/health"): lambda _b, _r: json_response({"status": "ok"}, no_store=False),
         }
+        # The issuer documents (federated flow); 404 while the broker is no issuer.
+        self._routes[("GET", "/.well-known/openid-configuration")] = issuer.discovery_endpoint
+        self._routes[("GET", "/jwks")] = issuer.jwks_endpoint
 
     # -- hooks (overridden by broker.variants) -------------------------------------------
     def is_valid_segment(self, segment: str) -> bool:
@@ -113,6 +127,20 @@ class Broker:
     def exchange_scope(self) -> str:
         """The scope asked of the workspace: only what the MCP resource needs (BR-01)."""
         return self.config.databricks_scope
+
+    def federated_exchange(self) -> bool:
+        """Whether the subject token is the broker's own assertion (and the broker publishes
+        issuer discovery and keys) rather than the user's Okta ID token."""
+        return self.config.exchange_flow == "federated"
+
+    def assertion_actor(self, client_id: str) -> dict[str, str] | None:
+        """The federated assertion's ``act`` claim: the MCP client acting for the user
+        (RFC 8693 §4.1), so the platform's audit shows which agent ran a query."""
+        return {"sub": client_id}
+
+    def assertion_lifetime(self) -> float:
+        """Seconds a federated assertion is valid: short, it is a bearer credential."""
+        return self.config.federated_assertion_lifetime
 
     def access_token_for_client(self, token: UpstreamToken) -> str:
         """What the MCP client receives as ``access_token``: the workspace token."""
@@ -185,6 +213,7 @@ class Broker:
         """Forget everything: storage rows and cached Okta discovery/keys (between scenarios)."""
         self.storage.wipe()
         self.okta.forget()
+        self.issuer.forget()
 
     def close(self) -> None:
         self.http.close()

@@ -136,6 +136,27 @@ class StrictDcrBroker(Broker):
             )
 
 
+class NoActClaimBroker(Broker):
+    """Federated assertions carry no ``act`` claim (the platform cannot see the MCP client)."""
+
+    def assertion_actor(self, client_id: str) -> dict[str, str] | None:
+        return None
+
+
+class IgnoresFederatedFlowBroker(Broker):
+    """Configured federated, still forwards the Okta ID token and publishes no issuer keys."""
+
+    def federated_exchange(self) -> bool:
+        return False
+
+
+class LongLivedAssertionBroker(Broker):
+    """Federated assertions are valid for a day instead of minutes."""
+
+    def assertion_lifetime(self) -> float:
+        return 24 * 3600.0
+
+
 VARIANTS: dict[str, type[Broker]] = {
     "shared-cache": SharedCacheBroker,
     "no-segment-check": NoSegmentCheckBroker,
@@ -153,6 +174,9 @@ VARIANTS: dict[str, type[Broker]] = {
     "loose-redirects": LooseRedirectsBroker,
     "open-registration": OpenRegistrationBroker,
     "strict-dcr": StrictDcrBroker,
+    "no-act-claim": NoActClaimBroker,
+    "long-lived-assertion": LongLivedAssertionBroker,
+    "ignores-federated-flow": IgnoresFederatedFlowBroker,
 }
 
 DEFECTS: dict[str, str] = {

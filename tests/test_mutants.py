@@ -19,7 +19,7 @@ from harness.session import HarnessSession
 
 #: The checks each defect must trip (at least these; more may fail as a consequence).
 EXPECTED_KILLS = {
-    "shared-cache": {"MW-02", "MW-03", "MW-05", "MW-07", "ISO-05", "ISO-09"},
+    "shared-cache": {"MW-02", "MW-03", "MW-05", "MW-07", "ISO-05", "ISO-09", "FX-05", "FX-07"},
     "no-segment-check": {"SEG-01", "SEG-02"},
     "stale-tokens": {"EXP-03", "EXP-04", "EXP-05", "EXP-06", "EXP-07"},
     "leak-id-token": {
@@ -36,6 +36,9 @@ EXPECTED_KILLS = {
         "ISO-07",
         "ISO-08",
         "ISO-09",
+        "FX-07",
+        "FX-08",
+        "FX-09",
     },
     "no-reuse": {"EXP-01", "EXP-02"},
     "no-idp-refresh": {"EXP-03", "EXP-04", "FLOW-01"},
@@ -50,6 +53,10 @@ EXPECTED_KILLS = {
     "loose-redirects": {"PK-06"},
     "open-registration": {"DC-04"},
     "strict-dcr": {"DC-01", "DC-03"},
+    # the federated exchange flow (scenarios/federated-exchange.scenario.yaml)
+    "no-act-claim": {"FX-03", "FX-05"},
+    "long-lived-assertion": {"FX-04"},
+    "ignores-federated-flow": {"FX-01", "FX-02", "FX-03", "FX-04", "FX-05", "FX-06"},
 }
 #: Checks of the platform (the mock workspace as resource server), not of the broker: no
 #: broker defect can fail them; the known-bad mock variants of issue #5 will.
