@@ -16,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
+import httpx
+
 from mocks import defaults
 from mocks.core.redact import redact_text
 from mocks.sandbox import Sandbox
@@ -194,15 +196,29 @@ class ReferenceTarget:
 
 @dataclass
 class UrlTarget:
-    """A broker already running at ``url``; the harness only talks to it over HTTP."""
+    """A broker already running at ``url``; the harness only talks to it over HTTP.
+
+    A broker that is an issuer itself (its ``/.well-known/openid-configuration`` names its
+    URL as ``issuer``) is trusted through :func:`trust_broker` after every sandbox reset, as
+    the reference broker is: the policy would otherwise vanish with the reset.
+    """
 
     spec: str
     url: str
     shares_clock: bool = False
     can_configure: bool = False
+    sandbox: Sandbox | None = None
+    #: Whether the broker publishes issuer discovery for its URL (probed once).
+    is_issuer: bool | None = None
 
     def reset(self) -> None:
-        """Nothing to reset from outside: every scenario registers its own client."""
+        """Every scenario registers its own client; only the issuer trust is renewed."""
+        if self.sandbox is None:
+            return
+        if self.is_issuer is None:
+            self.is_issuer = _publishes_discovery(self.url)
+        if self.is_issuer:
+            trust_broker(self.sandbox, self.url)
 
     def configure(self, settings: dict[str, object]) -> None:
         """A broker in another process is configured by its owner (scenarios needing other
@@ -220,6 +236,18 @@ class UrlTarget:
         return []
 
 
+def _publishes_discovery(url: str) -> bool:
+    """Whether ``url`` serves OpenID discovery naming itself as issuer (a federated broker)."""
+    try:
+        response = httpx.get(
+            f"{url}/.well-known/openid-configuration", timeout=5.0, trust_env=False
+        )
+        document = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(document, dict) and document.get("issuer") == url
+
+
 def make_target(spec: str, sandbox: Sandbox) -> Target:
     kind, _, arg = spec.partition(":")
     if kind == "reference":
@@ -227,7 +255,7 @@ def make_target(spec: str, sandbox: Sandbox) -> Target:
     if kind == "url":
         if not arg.startswith(("http://", "https://")):
             raise TargetError(f"--broker url: needs an http(s) base URL, got {arg!r}")
-        return UrlTarget(spec=spec, url=arg.rstrip("/"))
+        return UrlTarget(spec=spec, url=arg.rstrip("/"), sandbox=sandbox)
     if kind in ("cmd", "docker"):
         raise TargetError(f"--broker {kind}: targets are not available in this version")
     raise TargetError(f"unknown --broker {spec!r}; use reference, reference:<defect> or url:<base>")

@@ -27,7 +27,7 @@ from broker.storage import Session, Storage
 from broker.variants import create_broker
 from harness.runner import ScenarioRunner
 from harness.scenario import Scenario, ScenarioError, default_scenario_dir, load_file
-from harness.targets import ReferenceTarget, UrlTarget, broker_trust_policy
+from harness.targets import ReferenceTarget, UrlTarget, broker_trust_policy, make_target
 from mocks.sandbox import Sandbox
 
 BASE = "http://broker.example"
@@ -405,3 +405,31 @@ def test_reference_target_runs_the_scenario_federated_and_restores(sandbox: Sand
         assert json.dumps(body["audiences"]).count("dbc-") == 2
     finally:
         target.stop()
+
+
+@pytest.mark.parametrize("flow", ["federated", "brokered"])
+def test_a_url_broker_that_is_an_issuer_is_trusted_after_every_reset(
+    sandbox: Sandbox, flow: str
+) -> None:
+    import dataclasses
+
+    from broker.server import BrokerServer
+
+    reference = ReferenceTarget(sandbox)
+    config = dataclasses.replace(reference.base_config, exchange_flow=flow)
+    reference.stop()
+    sandbox.reset()
+    with BrokerServer(config, clock=sandbox.clock.now) as server:
+        target = make_target(f"url:{server.url}", sandbox)
+        assert isinstance(target, UrlTarget)
+        [isolation] = load_file(default_scenario_dir() / "token-isolation.scenario.yaml")
+        result = ScenarioRunner(sandbox, target).run(isolation)
+        policies = [p.policy_id for p in sandbox.databricks.account_policies()]
+        assert target.is_issuer is (flow == "federated")
+        assert ("mcp-broker" in policies) is (flow == "federated")
+        assert result.status.value == "PASSED", [(c.id, c.message) for c in result.checks]
+        if flow == "federated":
+            exchanges = sandbox.journal.entries(path="/oidc/v1/token")
+            assert exchanges and all(
+                e.jwt_claims["form.subject_token"]["iss"] == server.url for e in exchanges
+            )
