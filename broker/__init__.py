@@ -44,8 +44,15 @@ Choices made where the specifications are silent (each is explained where it is 
   Provider; RFC 8414 metadata (which MCP clients try first) lists ``S256`` and
   ``authorization_response_iss_parameter_supported``, and every authorization response,
   code or error, carries ``iss`` (RFC 9207).
-* Client ID metadata documents (URL-shaped ``client_id``) are not supported yet: such a
-  ``client_id`` is an unknown client (shown, not redirected).
+* Client ID metadata documents (URL-shaped ``client_id``, MC-09) are fetched through a guarded
+  client (``broker/client_metadata.py``): https only (http just for sandbox ``*.test`` hosts,
+  reached only through the sandbox proxy, while the sandbox is plain HTTP), non-public
+  addresses refused after resolution, 5 kB, 5 s, no redirects, ``application/json``, the
+  document's ``client_id`` equal to the URL, public clients only; cached per ``Cache-Control``
+  on the broker clock. A refused document is an unknown client (shown, not redirected).
+* Resource URLs (``/v1/databricks-sql/<segment>/mcp``) answer 401 with ``WWW-Authenticate:
+  Bearer resource_metadata="…"`` without a token (RFC 9728 §5.1) and 501 ``not_implemented``
+  with one: the broker does not forward MCP requests (the workspace serves them).
 * Broker refresh tokens live ``refresh_token_ttl`` (90 days by default); the Okta session
   usually ends first, which surfaces as ``invalid_grant`` "sign in again".
 """

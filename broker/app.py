@@ -9,11 +9,12 @@ harness can move it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from werkzeug.exceptions import HTTPException
@@ -33,6 +34,9 @@ from broker.storage import AuthCode, Client, Storage, UpstreamToken
 log = logging.getLogger("broker")
 
 Handler = Callable[["Broker", Request], Response]
+
+if TYPE_CHECKING:
+    from broker.client_metadata import ClientMetadataFetcher
 
 
 class Broker:
@@ -185,6 +189,35 @@ class Broker:
     def unknown_client_metadata(self, names: set[str]) -> None:
         """Unknown registration metadata is ignored, not an error (RFC 7591 §2, DC-03)."""
 
+    # -- hooks of client ID metadata documents and resource metadata (MC-09, PR-04) -------
+    @functools.cached_property
+    def client_metadata(self) -> ClientMetadataFetcher:
+        """The guarded fetcher and cache of URL-shaped client ids (:mod:`broker.client_metadata`),
+        made on first use."""
+        from broker import client_metadata
+
+        return client_metadata.ClientMetadataFetcher(
+            proxied=self.http,
+            sandbox_proxy=self.config.upstream_proxy is not None,
+            ca_bundle=self.config.upstream_ca_bundle,
+            clock=self.clock,
+        )
+
+    def client_metadata_refusal(self, url: str) -> str | None:
+        """Why a ``client_id`` URL must not be fetched (scheme, host, non-public address:
+        the SSRF guard of MC-09), or None."""
+        return self.client_metadata.refusal(url)
+
+    def client_metadata_id_matches(self, document_client_id: object, url: str) -> bool:
+        """A metadata document describes the client only if its ``client_id`` is exactly the
+        URL it was fetched from (MC-09; no normalisation)."""
+        return document_client_id == url
+
+    def resource_metadata_url(self, resource: str, base: str) -> str | None:
+        """The RFC 9728 metadata URL of a resource (the path-inserted form, §3.1), named in
+        every 401 challenge at the resource (PR-04) and served by :mod:`broker.metadata`."""
+        return metadata.resource_metadata_url(resource, base)
+
     # -- shared helpers ------------------------------------------------------------------
     def base(self, request: Request) -> str:
         """The broker's issuer / base URL for this request."""
@@ -222,6 +255,8 @@ class Broker:
     # -- WSGI ----------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
         path = request.path
+        if metadata.is_resource_path(path):
+            return metadata.resource(self, request)
         if path.startswith(metadata.PRM_PREFIX + "/") and request.method in ("GET", "HEAD"):
             raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or path
             return metadata.protected_resource(self, request, raw.split("?", 1)[0])

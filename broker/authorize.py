@@ -6,8 +6,10 @@ browser already approved this client and redirect URI, it shows the broker's own
 (:mod:`broker.consent`, the MCP confused-deputy rule); an invalid request is refused first, as
 there is nothing to consent to. ``/callback`` completes the
 Okta login, stores the user's Okta session and returns a broker authorization code to the MCP
-client. Errors about the client or its redirect URI are shown, never redirected (an open
-redirector otherwise); every other error is redirected with ``state`` and ``iss``.
+client. A URL-shaped ``client_id`` is a client ID metadata document, resolved by
+:mod:`broker.client_metadata`; a refused one is an unknown client. Errors about the client or
+its redirect URI are shown, never redirected (an open redirector otherwise); every other error
+is redirected with ``state`` and ``iss``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 from werkzeug.wrappers import Request, Response
 
 from broker import consent
+from broker.client_metadata import ClientMetadataError, is_url_client_id
 from broker.errors import OAuthError
 from broker.http_util import add_query, json_response, redirect, single_params
 from broker.okta import IdTokenError, s256
@@ -75,7 +78,14 @@ def authorize(broker: Broker, request: Request) -> Response:
     client_ids = args.getlist("client_id")
     if len(client_ids) != 1 or not client_ids[0]:
         return _page("invalid_request", "exactly one client_id is required")
-    client = broker.storage.get_client(client_ids[0])
+    if is_url_client_id(client_ids[0]):
+        # A client ID metadata document (MC-09): fetched, guarded and cached by the broker.
+        try:
+            client: Client | None = broker.client_metadata.client(broker, client_ids[0])
+        except ClientMetadataError as exc:
+            return _page("invalid_client", str(exc))
+    else:
+        client = broker.storage.get_client(client_ids[0])
     if client is None:
         return _page("invalid_client", "unknown client_id")
     redirect_uris = args.getlist("redirect_uri")

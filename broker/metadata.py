@@ -1,7 +1,15 @@
-"""Discovery documents: RFC 8414 authorization-server metadata and RFC 9728 resource metadata.
+"""Discovery documents: RFC 8414 authorization-server metadata and RFC 9728 resource metadata,
+and the broker's resource URLs themselves.
 
 The protected-resource document is only served for resources this broker would accept, so a
 client that probes ``…/evil/mcp`` learns it is not ours instead of being sent to log in.
+
+A resource URL (``<broker>/v1/databricks-sql/<segment>/mcp``) is where an MCP client starts:
+without a token it answers 401 with ``WWW-Authenticate: Bearer resource_metadata="…"`` (RFC 9728
+§5.1, PR-04), the path-inserted metadata URL. The broker does not forward MCP requests (the
+MCP server lives on the workspace, and the access token handed out IS the workspace token), so
+a request that carries a token is answered 501 ``not_implemented`` naming the workspace's MCP
+endpoint, instead of a 401 that would send a well-behaved client round the login loop again.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from broker.errors import OAuthError
 from broker.http_util import json_response
-from broker.resources import RESOURCE_PATH_PREFIX, RESOURCE_PATH_SUFFIX
+from broker.resources import RESOURCE_PATH_PREFIX, RESOURCE_PATH_SUFFIX, Target
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -64,6 +72,8 @@ def protected_resource(broker: Broker, request: Request, raw_path: str) -> Respo
         broker.target(resource, base)
     except OAuthError:
         return json_response({"error": "not_found", "error_description": "unknown resource"}, 404)
+    if broker.resource_metadata_url(resource, base) is None:
+        return json_response({"error": "not_found", "error_description": "no metadata"}, 404)
     return json_response(
         {
             "resource": resource,
@@ -73,4 +83,47 @@ def protected_resource(broker: Broker, request: Request, raw_path: str) -> Respo
         },
         headers={"Cache-Control": "max-age=300"},
         no_store=False,
+    )
+
+
+def resource_metadata_url(resource: str, base: str) -> str:
+    """``<base>/.well-known/oauth-protected-resource<resource path>`` (RFC 9728 §3.1)."""
+    return base + PRM_PREFIX + resource[len(base) :]
+
+
+def is_resource_path(path: str) -> bool:
+    return path.startswith(RESOURCE_PATH_PREFIX) and path.endswith(RESOURCE_PATH_SUFFIX)
+
+
+def resource(broker: Broker, request: Request) -> Response:
+    """A resource URL: 401 with the metadata link without a token, 501 with one (see above)."""
+    base = broker.base(request)
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    resource_url = base + raw.split("?", 1)[0]
+    try:
+        target = broker.target(resource_url, base)
+    except OAuthError:
+        return json_response({"error": "not_found", "error_description": "unknown resource"}, 404)
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return _not_served(target)
+    metadata_url = broker.resource_metadata_url(resource_url, base)
+    challenge = "Bearer" + (f' resource_metadata="{metadata_url}"' if metadata_url else "")
+    # RFC 6750 §3.1: a request without credentials gets no error code in the challenge.
+    return json_response(
+        {"error": "invalid_token", "error_description": "a Bearer access token is required"},
+        401,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def _not_served(target: Target) -> Response:
+    return json_response(
+        {
+            "error": "not_implemented",
+            "error_description": "this broker does not forward MCP requests; the workspace "
+            f"serves this MCP server at {target.workspace_url}/api/2.0/mcp/sql",
+        },
+        501,
     )

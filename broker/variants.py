@@ -103,6 +103,34 @@ class NoPkceMetadataBroker(Broker):
         return document
 
 
+class SsrfClientMetadataBroker(Broker):
+    """Fetches any ``client_id`` URL, loopback, private and link-local addresses included."""
+
+    def client_metadata_refusal(self, url: str) -> str | None:
+        return None
+
+
+class CimdIdMismatchBroker(Broker):
+    """Accepts a client metadata document whose ``client_id`` is not the URL it came from."""
+
+    def client_metadata_id_matches(self, document_client_id: object, url: str) -> bool:
+        return True
+
+
+class NoCimdBroker(Broker):
+    """Refuses every URL-shaped ``client_id`` (no client ID metadata document support)."""
+
+    def client_metadata_refusal(self, url: str) -> str | None:
+        return "client ID metadata documents are not supported"
+
+
+class NoResourceMetadataBroker(Broker):
+    """Serves no RFC 9728 metadata: 401s at a resource name no ``resource_metadata``."""
+
+    def resource_metadata_url(self, resource: str, base: str) -> str | None:
+        return None
+
+
 class NoRotationBroker(Broker):
     """Refresh tokens are not rotated: a used refresh token keeps working."""
 
@@ -166,6 +194,10 @@ VARIANTS: dict[str, type[Broker]] = {
     "no-idp-refresh": NoIdpRefreshBroker,
     "over-scoped": OverScopedBroker,
     "no-pkce": NoPkceBroker,
+    "ssrf-client-metadata": SsrfClientMetadataBroker,
+    "cimd-id-mismatch": CimdIdMismatchBroker,
+    "no-cimd": NoCimdBroker,
+    "no-resource-metadata": NoResourceMetadataBroker,
     "code-reuse": CodeReuseBroker,
     "no-consent": NoConsentBroker,
     "no-iss": NoIssBroker,

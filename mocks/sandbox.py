@@ -15,6 +15,7 @@ from mocks import defaults as d
 from mocks.core.clock import Clock
 from mocks.core.journal import Journal
 from mocks.core.server import SandboxContext, SandboxServer
+from mocks.core.static import StaticDocuments
 from mocks.core.tls import SandboxCA
 from mocks.databricks.models import DatabricksAccount, Workspace
 from mocks.databricks.responses import DatabricksService
@@ -58,6 +59,9 @@ class Sandbox:
         self.server.add(DatabricksService(self.databricks))
         self.snowflake = SnowflakeCloud(self.context, domain=d.SNOWFLAKE_DOMAIN)
         self.server.add(SnowflakeService(self.snowflake))
+        #: ``apps.example.test``: documents a scenario puts (client ID metadata documents).
+        self.apps = StaticDocuments(self.context)
+        self.server.add(self.apps)
         self.seed()
 
     # -- shared objects ----------------------------------------------------------------

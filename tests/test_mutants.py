@@ -45,6 +45,12 @@ EXPECTED_KILLS = {
     "over-scoped": {"MW-04", "MW-05"},
     # the MCP authorization rules (scenarios/mcp-authorization.scenario.yaml)
     "no-pkce": {"PK-02", "PK-03", "PK-04"},
+    # client ID metadata documents, resource metadata (scenarios/mcp-client-metadata.scenario.yaml)
+    "ssrf-client-metadata": {"CIMD-03"},
+    "cimd-id-mismatch": {"CIMD-02"},
+    "no-cimd": {"CIMD-01"},
+    "no-resource-metadata": {"PR-04", "PR-02"},
+    # the MCP authorization rules, continued
     "code-reuse": {"PK-05"},
     "no-consent": {"MC-10", "MC-08"},
     "no-iss": {"PK-08", "MC-10"},
