@@ -40,8 +40,13 @@ Choices made where the specifications are silent (each is explained where it is 
 * PKCE S256 is required of every client at ``/authorize`` and checked at ``/token``; a
   replayed code is refused before its verifier is checked, so a thief without the verifier
   still revokes what the first redemption issued.
-* No ``/.well-known/openid-configuration``: the broker issues no ID tokens, so it is no OpenID
-  Provider; RFC 8414 metadata (which MCP clients try first) lists ``S256`` and
+* Exchange flow (``exchange_flow``): ``brokered`` (default) forwards the Okta ID token;
+  ``federated`` exchanges the broker's own ES256 assertion instead (``sub`` the user's email,
+  the Databricks user name; ``act.sub`` the MCP client; ``aud`` the workspace URL; 300 s), see
+  ``broker/issuer.py``. Only a federated broker serves ``/.well-known/openid-configuration``
+  and ``/jwks`` (404 otherwise), for the platforms' federation policies to find its keys.
+* Otherwise no ``/.well-known/openid-configuration``: the broker issues no ID tokens, so it is
+  no OpenID Provider; RFC 8414 metadata (which MCP clients try first) lists ``S256`` and
   ``authorization_response_iss_parameter_supported``, and every authorization response,
   code or error, carries ``iss`` (RFC 9207).
 * Client ID metadata documents (URL-shaped ``client_id``, MC-09) are fetched through a guarded
