@@ -288,6 +288,9 @@ def test_defects_and_factory() -> None:
         "loose-redirects",
         "open-registration",
         "strict-dcr",
+        "no-act-claim",
+        "long-lived-assertion",
+        "ignores-federated-flow",
     }
     assert all(DEFECTS.values())
     with pytest.raises(ValueError, match="shared-cache"):
