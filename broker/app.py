@@ -203,10 +203,10 @@ class Broker:
             clock=self.clock,
         )
 
-    def client_metadata_refusal(self, url: str) -> str | None:
-        """Why a ``client_id`` URL must not be fetched (scheme, host, non-public address:
-        the SSRF guard of MC-09), or None."""
-        return self.client_metadata.refusal(url)
+    def client_metadata_refusal(self, url: str, addresses: list[str]) -> str | None:
+        """Why a ``client_id`` URL, connecting to ``addresses``, must not be fetched (scheme,
+        host, non-public address: the SSRF guard of MC-09), or None."""
+        return self.client_metadata.refusal(url, addresses)
 
     def client_metadata_id_matches(self, document_client_id: object, url: str) -> bool:
         """A metadata document describes the client only if its ``client_id`` is exactly the

@@ -9,8 +9,8 @@ server-side request forgery surface MCP's security notes warn about (MC-09). The
   Internet, so such hosts are fetched only through the configured sandbox proxy.
 * Every other host is resolved first and refused when any address is not global (loopback,
   private, link-local, CGNAT, reserved, multicast), then fetched directly, never through the
-  proxy. The resolution is checked, not pinned: a DNS-rebinding attacker with a TTL of 0 can
-  still win the race between the check and httpx's own lookup (see "left" in the issue notes).
+  proxy, connecting to the checked address itself (the name stays in ``Host`` and the TLS
+  server name), so a DNS-rebinding answer with a TTL of 0 cannot slip in between check and use.
 * At most :data:`MAX_BYTES`, a total deadline of :data:`FETCH_TIMEOUT` seconds, no redirects,
   status 200, ``application/json``, a JSON object.
 * The document's ``client_id`` must equal the URL exactly (string comparison); its redirect
@@ -71,26 +71,41 @@ def is_url_client_id(client_id: str) -> bool:
 
 
 def resolve_addresses(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (an IP literal is itself)."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
+    """Every address ``host`` resolves to, by the system resolver."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return sorted({str(info[4][0]) for info in infos})
 
 
-def url_refusal(
-    url: str,
-    *,
-    sandbox_proxy: bool,
-    sandbox_http: bool,
-    resolve: Resolver = resolve_addresses,
-) -> str | None:
-    """Why ``url`` must not be fetched as a client ID metadata document, or None."""
+def addresses_of(url: str, resolve: Resolver = resolve_addresses) -> list[str]:
+    """The addresses a fetch of ``url`` would connect to: an IP literal itself, a name as
+    resolved; ``[]`` for a sandbox host (the proxy reaches it), a malformed URL or a name that
+    does not resolve. Resolved once per fetch: the check and the connection use this list."""
     try:
         parts = urlsplit(url)
-        port = parts.port
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return []
+    host = (parts.hostname or "").lower()
+    if not host or host.endswith(SANDBOX_SUFFIX):
+        return []
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        return resolve(host, port)
+    except (OSError, UnicodeError):
+        return []
+
+
+def url_refusal(
+    url: str, addresses: list[str], *, sandbox_proxy: bool, sandbox_http: bool
+) -> str | None:
+    """Why ``url`` (connecting to ``addresses``) must not be fetched as a client ID metadata
+    document, or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return "the client_id is not a valid URL"
     host = (parts.hostname or "").lower()
@@ -108,13 +123,6 @@ def url_refusal(
         return "the client_id URL must use https"
     if sandbox_host:
         return None if sandbox_proxy else f"{host} is a sandbox host and no sandbox proxy is set"
-    try:
-        addresses = [str(ipaddress.ip_address(host))]  # an IP literal is never resolved
-    except ValueError:
-        try:
-            addresses = resolve(host, port or (443 if parts.scheme == "https" else 80))
-        except (OSError, UnicodeError):
-            return f"{host} does not resolve"
     if not addresses:
         return f"{host} does not resolve"
     for address in addresses:
@@ -122,6 +130,19 @@ def url_refusal(
         if not ip.is_global or ip.is_multicast:
             return f"{host} resolves to a non-public address ({ip}); it is not fetched"
     return None
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``url`` with its host replaced by the checked ``address``, plus the ``Host`` header and
+    the TLS server name that keep it the same request: no second DNS lookup can rebind it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal + (f":{parts.port}" if parts.port else "")
+    host_header = parts.netloc.rpartition("@")[2]
+    target = parts._replace(netloc=netloc).geturl()
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return target, {"Host": host_header}, extensions
 
 
 def cache_ttl(cache_control: str | None) -> float:
@@ -152,6 +173,7 @@ class ClientMetadataFetcher:
         ca_bundle: str | None,
         clock: Callable[[], float],
         resolve: Resolver = resolve_addresses,
+        direct: httpx.Client | None = None,
     ) -> None:
         self.proxied = proxied
         self.sandbox_proxy = sandbox_proxy
@@ -159,17 +181,14 @@ class ClientMetadataFetcher:
         self.clock = clock
         self.resolve = resolve
         self._ca_bundle = ca_bundle
-        self._direct: httpx.Client | None = None
+        self._direct = direct
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
-    def refusal(self, url: str) -> str | None:
+    def refusal(self, url: str, addresses: list[str]) -> str | None:
         """The reference rules of :func:`url_refusal` for this broker's configuration."""
         return url_refusal(
-            url,
-            sandbox_proxy=self.sandbox_proxy,
-            sandbox_http=self.sandbox_http,
-            resolve=self.resolve,
+            url, addresses, sandbox_proxy=self.sandbox_proxy, sandbox_http=self.sandbox_http
         )
 
     def client(self, broker: Broker, url: str) -> Client:
@@ -177,13 +196,19 @@ class ClientMetadataFetcher:
         now = self.clock()
         with self._lock:
             cached = self._cache.get(url)
-        if cached is not None and cached.expires_at > now:
+        # A reset broker (storage wiped between scenarios) has forgotten the client: refetch.
+        if (
+            cached is not None
+            and cached.expires_at > now
+            and broker.storage.get_client(url) is not None
+        ):
             return cached.client
-        reason = broker.client_metadata_refusal(url)
+        addresses = addresses_of(url, self.resolve)
+        reason = broker.client_metadata_refusal(url, addresses)
         if reason is not None:
             log.info("client metadata URL refused: %s", reason)
             raise ClientMetadataError(reason)
-        body, cache_control = self._fetch(url)
+        body, cache_control = self._fetch(url, addresses)
         client = self._validate(broker, url, body, now)
         ttl = cache_ttl(cache_control)
         with self._lock:
@@ -207,11 +232,9 @@ class ClientMetadataFetcher:
             self._direct.close()
 
     # -- internals -------------------------------------------------------------------------
-    def _http_for(self, url: str) -> httpx.Client:
-        """Sandbox hosts through the sandbox proxy; everything else directly, never proxied
-        (a proxy would resolve the name again, after our address check)."""
-        if (urlsplit(url).hostname or "").lower().endswith(SANDBOX_SUFFIX):
-            return self.proxied
+    def _direct_client(self) -> httpx.Client:
+        """Every host but the sandbox's is fetched directly, never proxied (a proxy would
+        resolve the name again, after our address check)."""
         if self._direct is None:
             verify: ssl.SSLContext | bool = (
                 ssl.create_default_context(cafile=self._ca_bundle) if self._ca_bundle else True
@@ -221,15 +244,25 @@ class ClientMetadataFetcher:
             )
         return self._direct
 
-    def _fetch(self, url: str) -> tuple[bytes, str | None]:
+    def _fetch(self, url: str, addresses: list[str]) -> tuple[bytes, str | None]:
         deadline = time.monotonic() + FETCH_TIMEOUT  # a network guard: wall time, not the clock
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
+        extensions: dict[str, Any] = {}
+        if (urlsplit(url).hostname or "").lower().endswith(SANDBOX_SUFFIX):
+            client, target = self.proxied, url
+        else:
+            client, target = self._direct_client(), url
+            if addresses:
+                target, host, extensions = pinned(url, addresses[0])
+                headers.update(host)
         try:
-            with self._http_for(url).stream(
+            with client.stream(
                 "GET",
-                url,
-                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+                target,
+                headers=headers,
                 timeout=FETCH_TIMEOUT,
                 follow_redirects=False,
+                extensions=extensions,
             ) as response:
                 if response.status_code != 200:
                     hint = " (redirects are not followed)" if response.is_redirect else ""

@@ -106,7 +106,7 @@ class NoPkceMetadataBroker(Broker):
 class SsrfClientMetadataBroker(Broker):
     """Fetches any ``client_id`` URL, loopback, private and link-local addresses included."""
 
-    def client_metadata_refusal(self, url: str) -> str | None:
+    def client_metadata_refusal(self, url: str, addresses: list[str]) -> str | None:
         return None
 
 
@@ -120,7 +120,7 @@ class CimdIdMismatchBroker(Broker):
 class NoCimdBroker(Broker):
     """Refuses every URL-shaped ``client_id`` (no client ID metadata document support)."""
 
-    def client_metadata_refusal(self, url: str) -> str | None:
+    def client_metadata_refusal(self, url: str, addresses: list[str]) -> str | None:
         return "client ID metadata documents are not supported"
 
 

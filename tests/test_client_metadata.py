@@ -9,6 +9,7 @@ are pure functions, tested with a fake resolver: no test depends on real DNS.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ from broker.client_metadata import (
     MAX_TTL,
     ClientMetadataError,
     ClientMetadataFetcher,
+    addresses_of,
     cache_ttl,
+    pinned,
     url_refusal,
 )
 from broker.config import BrokerConfig
@@ -158,20 +161,50 @@ def resolver(*addresses: str) -> Any:
     ],
 )
 def test_url_refusal(url: str, addresses: tuple[str, ...], reason: str | None) -> None:
-    assert url_refusal(
-        url, sandbox_proxy=True, sandbox_http=True, resolve=resolver(*addresses)
-    ) == (reason)
+    """IP literals are taken as they are (the resolver of an empty tuple would fail)."""
+    resolved = addresses_of(url, resolver(*addresses))
+    assert url_refusal(url, resolved, sandbox_proxy=True, sandbox_http=True) == reason
 
 
 def test_sandbox_hosts_only_through_the_sandbox_proxy_and_http_only_without_tls() -> None:
-    never = resolver()  # a .test host is never resolved: it exists only behind the proxy
     url = "http://apps.example.test/cimd.json"
-    assert url_refusal(url, sandbox_proxy=True, sandbox_http=True, resolve=never) is None
-    assert url_refusal(url, sandbox_proxy=True, sandbox_http=False, resolve=never) == (
+    assert addresses_of(url, resolver()) == []  # never resolved: it exists behind the proxy
+    assert url_refusal(url, [], sandbox_proxy=True, sandbox_http=True) is None
+    assert url_refusal(url, [], sandbox_proxy=True, sandbox_http=False) == (
         "the client_id URL must use https"
     )
-    assert url_refusal(url.replace("http:", "https:"), sandbox_proxy=False, sandbox_http=True) == (
-        "apps.example.test is a sandbox host and no sandbox proxy is set"
+    assert url_refusal(
+        url.replace("http:", "https:"), [], sandbox_proxy=False, sandbox_http=True
+    ) == ("apps.example.test is a sandbox host and no sandbox proxy is set")
+
+
+def test_the_fetch_connects_to_the_checked_address() -> None:
+    """DNS rebinding: the connection goes to the address that was checked, the name travels in
+    Host and SNI, and the resolver is asked once."""
+    seen: list[httpx.Request] = []
+    lookups: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        lookups.append(f"{host}:{port}")
+        return [PUBLIC] if len(lookups) == 1 else ["127.0.0.1"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = json.dumps(document("https://app.example.com:8443/cimd.json")).encode()
+        headers = {"Content-Type": "application/json"}
+        return httpx.Response(200, headers=headers, content=iter([body]))  # a real stream
+
+    fetcher, broker = fetcher_with(answer, resolve=resolve, direct=True)
+    client = fetcher.client(broker, "https://app.example.com:8443/cimd.json")
+    assert client.client_id == "https://app.example.com:8443/cimd.json"
+    assert lookups == ["app.example.com:8443"]
+    assert str(seen[0].url) == f"https://{PUBLIC}:8443/cimd.json"
+    assert seen[0].headers["host"] == "app.example.com:8443"
+    assert seen[0].extensions["sni_hostname"] == "app.example.com"
+    assert pinned("http://[::1]:81/x?q=1", "::1") == (
+        "http://[::1]:81/x?q=1",
+        {"Host": "[::1]:81"},
+        {},
     )
 
 
@@ -194,7 +227,10 @@ def test_cache_ttl(header: str | None, ttl: float) -> None:
 
 
 # -- fetch limits on a mock transport (streams without Content-Length, timeouts) -------------
-def fetcher_with(handler: Any) -> tuple[ClientMetadataFetcher, Any]:
+def fetcher_with(
+    handler: Any, *, resolve: Any = None, direct: bool = False
+) -> tuple[ClientMetadataFetcher, Any]:
+    """A fetcher whose proxied (or, ``direct``, unproxied) client is a mock transport."""
     broker = create_broker(
         BrokerConfig(
             okta_issuer="http://okta.invalid/oauth2/default",
@@ -204,13 +240,20 @@ def fetcher_with(handler: Any) -> tuple[ClientMetadataFetcher, Any]:
             storage=":memory:",
         )
     )
+    mock = httpx.Client(transport=httpx.MockTransport(handler))
     fetcher = ClientMetadataFetcher(
-        proxied=httpx.Client(transport=httpx.MockTransport(handler)),
+        proxied=mock if not direct else httpx.Client(transport=httpx.MockTransport(_never)),
         sandbox_proxy=True,
         ca_bundle=None,
         clock=lambda: 1000.0,
+        resolve=resolve or resolver(),
+        direct=mock if direct else None,
     )
     return fetcher, broker
+
+
+def _never(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"unexpected request through the proxy: {request.url}")
 
 
 URL = "http://apps.example.test/cimd.json"
@@ -391,6 +434,9 @@ def test_the_document_is_cached_per_max_age_on_the_broker_clock(
     sandbox.clock.advance(2)
     assert "Second" in authorize(server, url).text
     assert len(sandbox.journal.entries(host="apps.example.test", path=path)) == 2
+    put(sandbox, path, document(own, client_name="Third"), headers={"Cache-Control": "max-age=60"})
+    server.broker.reset()  # between scenarios: the wiped broker must not trust its old cache
+    assert "Third" in authorize(server, url).text
 
 
 def test_a_no_store_document_is_fetched_every_time_and_failures_are_not_cached(
