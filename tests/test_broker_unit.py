@@ -291,6 +291,10 @@ def test_defects_and_factory() -> None:
         "no-act-claim",
         "long-lived-assertion",
         "ignores-federated-flow",
+        "ssrf-client-metadata",
+        "cimd-id-mismatch",
+        "no-cimd",
+        "no-resource-metadata",
     }
     assert all(DEFECTS.values())
     with pytest.raises(ValueError, match="shared-cache"):
