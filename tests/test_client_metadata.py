@@ -9,6 +9,7 @@ are pure functions, tested with a fake resolver: no test depends on real DNS.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -598,3 +599,19 @@ def test_static_host_admin_refusals(
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_request", "error_description": description}
     assert sandbox.apps.paths() == []
+
+
+# -- TLS sandbox: https documents through CONNECT, and no more plain http --------------------
+def test_tls_sandbox_documents_are_fetched_over_https_only(tls_sandbox: Sandbox) -> None:
+    tls_config = dataclasses.replace(
+        config(tls_sandbox), upstream_ca_bundle=str(tls_sandbox.ca_bundle)
+    )
+    server = BrokerServer(tls_config, clock=tls_sandbox.clock.now).start()
+    try:
+        url = put(tls_sandbox, "/cimd/tls.json")
+        assert url.startswith("https://apps.example.test/")
+        assert authorize(server, url).status_code == 200
+        plain = url.replace("https://", "http://")
+        assert refused(authorize(server, plain)) == "the client_id URL must use https"
+    finally:
+        server.stop()
