@@ -433,3 +433,20 @@ def test_a_url_broker_that_is_an_issuer_is_trusted_after_every_reset(
             assert exchanges and all(
                 e.jwt_claims["form.subject_token"]["iss"] == server.url for e in exchanges
             )
+
+
+def test_an_https_sandbox_trusts_a_loopback_http_issuer_only(tls_sandbox: Sandbox) -> None:
+    """Under ``--tls`` policies need https issuers, except a broker on loopback next to it."""
+    from mocks.databricks.policies import PolicyError
+
+    policy = tls_sandbox.databricks.add_federation_policy(
+        "mcp-broker", issuer="http://127.0.0.1:8400", subject_claim="sub"
+    )
+    assert policy.issuer == "http://127.0.0.1:8400"
+    with pytest.raises(PolicyError) as caught:
+        tls_sandbox.databricks.add_federation_policy("other", issuer="http://broker.example")
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "oidc_policy.issuer must be an absolute https URL.",
+    )

@@ -9,7 +9,8 @@ render as Databricks REST errors (``{"error_code", "message"}``).
 Rules: ``policy_id`` lowercase letters, digits, hyphens and slashes, 2-63 characters [SRC
 docstring; length per research], assigned when omitted; ``name`` if sent must be the resource
 name of the URL; ``oidc_policy.issuer`` required, an absolute ``https`` URL (plain ``http``
-is admitted while the sandbox itself serves plain HTTP); ``audiences`` non-empty strings,
+is admitted while the sandbox itself serves plain HTTP, and for loopback issuers — a broker
+under test next to the sandbox, trusted as a federated issuer); ``audiences`` non-empty strings,
 default the account id; ``subject_claim`` default ``sub``; ``subject`` forbidden on account
 policies and required on SP policies; at most one of ``jwks_uri`` (a URL) and ``jwks_json`` (a
 JWKS document). Unknown members are ignored, as proto-JSON servers do.
@@ -108,6 +109,15 @@ def _url(value: Any, name: str, schemes: set[str]) -> str:
     return value
 
 
+def _with_loopback_http(value: Any, schemes: set[str]) -> set[str]:
+    """``schemes`` plus ``http`` when ``value`` is a loopback URL (127.0.0.1, localhost, ::1)."""
+    try:
+        host = urlsplit(value).hostname if isinstance(value, str) else None
+    except ValueError:
+        host = None
+    return schemes | {"http"} if host in ("127.0.0.1", "localhost", "::1") else schemes
+
+
 def _optional_string(oidc: dict[str, Any], name: str) -> str | None:
     value = oidc.get(name)
     if value is None:
@@ -135,7 +145,7 @@ def _validated(
     if not isinstance(oidc, dict):
         raise _invalid("oidc_policy must be an object.")
     schemes = {"https", account.context.scheme}
-    issuer = _url(oidc.get("issuer"), "issuer", schemes)
+    issuer = _url(oidc.get("issuer"), "issuer", _with_loopback_http(oidc.get("issuer"), schemes))
     audiences = oidc.get("audiences")
     if audiences is None or audiences == []:
         audiences = [account.account_id]
@@ -157,7 +167,7 @@ def _validated(
     if jwks_uri is not None and jwks_json is not None:
         raise _invalid("Specify at most one of oidc_policy.jwks_uri and oidc_policy.jwks_json.")
     if jwks_uri is not None:
-        _url(jwks_uri, "jwks_uri", schemes)
+        _url(jwks_uri, "jwks_uri", _with_loopback_http(jwks_uri, schemes))
     if jwks_json is not None:
         _check_jwks_json(jwks_json)
     return {
