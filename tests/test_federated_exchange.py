@@ -450,3 +450,52 @@ def test_an_https_sandbox_trusts_a_loopback_http_issuer_only(tls_sandbox: Sandbo
         "INVALID_PARAMETER_VALUE",
         "oidc_policy.issuer must be an absolute https URL.",
     )
+
+
+def test_a_key_rotation_is_seamless_for_the_sandbox_workspaces(sandbox: Sandbox) -> None:
+    """Real HTTP end to end: the workspaces verify the assertion with keys from the broker's
+    discovery; after a rotation the new kid is fetched on first sight, no exchange fails."""
+    import dataclasses
+
+    from broker.server import BrokerServer
+
+    reference = ReferenceTarget(sandbox)
+    config = dataclasses.replace(
+        reference.base_config, exchange_flow="federated", federated_key_publish_lead=10
+    )
+    reference.stop()
+    sandbox.reset()
+    with BrokerServer(config, clock=sandbox.clock.now) as server:
+        from harness.targets import trust_broker
+
+        trust_broker(sandbox, server.url)
+        broker = server.broker
+        now = sandbox.clock.now()
+        broker.storage.upsert_session(
+            Session("00u-alice", "alice@example.com", ID_TOKEN, now + 3600, None, now)
+        )
+        base = server.url
+
+        def exchange(workspace: str) -> str:
+            resource = f"{base}/v1/databricks-sql/{workspace}/mcp"
+            return broker.tokens.token_for(
+                "00u-alice", "c1", broker.target(resource, base)
+            ).access_token
+
+        first = exchange("dbc-aaa")
+        old = broker.issuer.jwks()["keys"][0]["kid"]
+        new = broker.issuer.rotate()
+        sandbox.clock.advance(10)
+        assert kid_of(mint(broker.issuer)) == new  # the successor signs now
+        second = exchange("dbc-bbb")  # the workspace has not seen that kid yet: it refetches
+        exchanges = sandbox.journal.entries(path="/oidc/v1/token")
+        assert first != second and len(exchanges) == 2
+        assert [k["kid"] for k in broker.issuer.jwks()["keys"]] == [old, new]
+        claims = exchanges[-1].jwt_claims["form.subject_token"]
+        assert (claims["iss"], claims["aud"]) == (base, sandbox.workspace("dbc-bbb").url)
+        jwks_fetches = [
+            e
+            for e in sandbox.journal.entries()
+            if e.path.endswith("/jwks") and e.host == "127.0.0.1"
+        ]
+        assert jwks_fetches == []  # the broker is reached directly, not through the sandbox
