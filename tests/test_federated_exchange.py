@@ -499,3 +499,16 @@ def test_a_key_rotation_is_seamless_for_the_sandbox_workspaces(sandbox: Sandbox)
             if e.path.endswith("/jwks") and e.host == "127.0.0.1"
         ]
         assert jwks_fetches == []  # the broker is reached directly, not through the sandbox
+
+
+def test_subject_token_max_lifetime_messages() -> None:
+    from harness.runner import _lifetime_failures
+
+    assert _lifetime_failures({"iat": 100, "exp": 400}, 300, "#1 subject_token") == []
+    assert _lifetime_failures({"iat": 100, "exp": 86500}, 300, "#1 subject_token") == [
+        "#1 subject_token lives 86400s (exp - iat), expected at most 300s"
+    ]
+    assert _lifetime_failures({"exp": 400}, 300, "#2 subject_token") == [
+        "#2 subject_token lacks numeric iat and exp"
+    ]
+    assert _lifetime_failures(None, 300, "#3 subject_token") == ["#3 subject_token is not a JWT"]
