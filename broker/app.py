@@ -203,6 +203,11 @@ class Broker:
             clock=self.clock,
         )
 
+    def client_metadata_documents_supported(self) -> bool:
+        """URL-shaped client ids are accepted and advertised in the AS metadata
+        (``client_id_metadata_document_supported``: MCP clients use them only then)."""
+        return True
+
     def client_metadata_refusal(self, url: str, addresses: list[str]) -> str | None:
         """Why a ``client_id`` URL, connecting to ``addresses``, must not be fetched (scheme,
         host, non-public address: the SSRF guard of MC-09), or None."""

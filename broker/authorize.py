@@ -78,7 +78,7 @@ def authorize(broker: Broker, request: Request) -> Response:
     client_ids = args.getlist("client_id")
     if len(client_ids) != 1 or not client_ids[0]:
         return _page("invalid_request", "exactly one client_id is required")
-    if is_url_client_id(client_ids[0]):
+    if is_url_client_id(client_ids[0]) and broker.client_metadata_documents_supported():
         # A client ID metadata document (MC-09): fetched, guarded and cached by the broker.
         try:
             client: Client | None = broker.client_metadata.client(broker, client_ids[0])

@@ -38,8 +38,10 @@ def authorization_server(broker: Broker, request: Request) -> Response:
 
 def authorization_server_document(broker: Broker, base: str) -> dict[str, Any]:
     """RFC 8414 metadata. The broker is no OpenID Provider (it issues no ID tokens), so it
-    serves no ``openid-configuration``; MCP clients try this document first (MC-01)."""
-    return {
+    serves no ``openid-configuration``; MCP clients try this document first (MC-01).
+    ``client_id_metadata_document_supported`` is what makes MCP clients send a URL
+    ``client_id`` instead of registering (MCP 2025-11-25 Client Registration)."""
+    document: dict[str, Any] = {
         "issuer": base,
         "authorization_endpoint": f"{base}/authorize",
         "token_endpoint": f"{base}/token",
@@ -56,6 +58,9 @@ def authorization_server_document(broker: Broker, base: str) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "scopes_supported": [broker.config.databricks_scope],
     }
+    if broker.client_metadata_documents_supported():
+        document["client_id_metadata_document_supported"] = True
+    return document
 
 
 def protected_resource(broker: Broker, request: Request, raw_path: str) -> Response:

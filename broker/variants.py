@@ -118,10 +118,10 @@ class CimdIdMismatchBroker(Broker):
 
 
 class NoCimdBroker(Broker):
-    """Refuses every URL-shaped ``client_id`` (no client ID metadata document support)."""
+    """No client ID metadata documents: not advertised, a URL ``client_id`` is unknown."""
 
-    def client_metadata_refusal(self, url: str, addresses: list[str]) -> str | None:
-        return "client ID metadata documents are not supported"
+    def client_metadata_documents_supported(self) -> bool:
+        return False
 
 
 class NoResourceMetadataBroker(Broker):

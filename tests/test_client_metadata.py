@@ -461,9 +461,18 @@ def test_the_id_mismatch_and_no_cimd_variants(sandbox: Sandbox, start: Any) -> N
     url = put(sandbox, "/cimd/mismatch.json", {"client_id": "x", "redirect_uris": [REDIRECT]})
     assert authorize(start("cimd-id-mismatch"), url).status_code == 200
     good = put(sandbox, "/cimd/good.json")
-    assert refused(authorize(start("no-cimd"), good)) == (
-        "client ID metadata documents are not supported"
-    )
+    no_cimd = start("no-cimd")
+    since = sandbox.journal.last_seq
+    assert refused(authorize(no_cimd, good)) == "unknown client_id"
+    metadata = httpx.get(f"{no_cimd.url}/.well-known/oauth-authorization-server").json()
+    assert "client_id_metadata_document_supported" not in metadata
+    assert sandbox.journal.entries(host="apps.example.test", since=since) == []  # not fetched
+
+
+def test_the_metadata_advertises_client_id_metadata_documents(start: Any) -> None:
+    server = start()
+    metadata = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+    assert metadata["client_id_metadata_document_supported"] is True
 
 
 # -- the resource URL: 401 with resource_metadata, 501 with a token --------------------------
