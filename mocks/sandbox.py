@@ -29,7 +29,8 @@ from mocks.snowflake.seed import seed as seed_snowflake
 
 class Sandbox:
     """Mock Okta org ``acme.okta.test``, Databricks workspaces ``dbc-aaa``/``dbc-bbb`` and the
-    account host, Snowflake account ``myorg-acct1``; optionally over HTTPS, optionally seeded."""
+    account host, Snowflake account ``myorg-acct1``, the static document host
+    ``apps.example.test`` (:attr:`apps`); optionally over HTTPS, optionally seeded."""
 
     def __init__(
         self,
