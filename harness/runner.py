@@ -406,6 +406,14 @@ class _Execution:
     def _step_register(self, spec: dict[str, Any]) -> None:
         name = spec.get("client", "default")
         redirect_uri = self._render(spec.get("redirect_uri") or REDIRECT_URI)
+        if "client_id" in spec:  # a client ID metadata document URL: nothing to register
+            client_id = str(self._render(spec["client_id"]))
+            self.clients[name] = ClientRegistration(client_id, str(redirect_uri))
+            self.context.setdefault("clients", {})[name] = {
+                "client_id": client_id,
+                "redirect_uri": str(redirect_uri),
+            }
+            return
         try:
             self.clients[name] = self.client.register(str(redirect_uri))
         except (FlowError, httpx.HTTPError) as exc:

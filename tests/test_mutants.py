@@ -48,7 +48,7 @@ EXPECTED_KILLS = {
     # client ID metadata documents, resource metadata (scenarios/mcp-client-metadata.scenario.yaml)
     "ssrf-client-metadata": {"CIMD-03"},
     "cimd-id-mismatch": {"CIMD-02"},
-    "no-cimd": {"CIMD-01", "CIMD-04"},
+    "no-cimd": {"CIMD-01", "CIMD-04", "CIMD-05"},
     "no-resource-metadata": {"PR-04", "PR-02"},
     # the MCP authorization rules, continued
     "code-reuse": {"PK-05"},
