@@ -107,7 +107,12 @@ class ScenarioRunner:
             return result
         execution = _Execution(self, scenario, result)
         try:
-            execution.run()
+            if "clock" in scenario.requires:
+                # Exact lifetimes: only the scenario's clock steps move time (Clock.frozen).
+                with self.sandbox.clock.frozen():
+                    execution.run()
+            else:
+                execution.run()
         finally:
             if scenario.broker_settings:
                 self.target.restore()

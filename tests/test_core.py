@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -241,3 +242,18 @@ def test_admin_tenants_routes_to_the_service(server: tuple[SandboxServer, JwtIss
     assert missing.status_code == 404
     assert missing.json()["error_description"] == "no service 'nope'; known: directory"
     assert httpx.post(tenants).status_code == 405
+
+
+def test_frozen_block_stops_time_and_resumes_from_there() -> None:
+    clock = Clock()
+    with clock.frozen():
+        first = clock.now()
+        time.sleep(0.01)  # real time passing, not an expiry wait: the clock must ignore it
+        assert clock.now() == first
+        assert clock.advance(60) == first + 60
+    assert clock.now() - (first + 60) < 1  # running again from where the block left it
+    assert not clock.snapshot()["frozen"]
+    fixed = Clock(frozen_at=100.0)
+    with fixed.frozen():
+        fixed.advance(5)
+    assert fixed.now() == 105.0 and fixed.snapshot()["frozen"]

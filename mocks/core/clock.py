@@ -76,5 +76,27 @@ class Clock:
             if self._frozen_at is not None:
                 self._frozen_at = time.time()
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Stop time at ``now()`` for the block; only ``advance``/``set`` move it meanwhile.
+
+        Scenarios that control the clock run inside this, so their arithmetic is exact however
+        slow the machine is: a step that leaves a token 10 s to live must not find it expired
+        because the steps in between took 11 s of real time. Afterwards the clock runs again
+        from where the block left it. A clock that was frozen already stays frozen.
+        """
+        with self._lock:
+            was_frozen = self._frozen_at is not None
+            if not was_frozen:
+                self._frozen_at = time.time() + self._offset
+        try:
+            yield
+        finally:
+            if not was_frozen:
+                with self._lock:
+                    assert self._frozen_at is not None
+                    self._offset = self._frozen_at - time.time()
+                    self._frozen_at = None
+
     def snapshot(self) -> dict[str, float | bool]:
         return {"now": self.now(), "offset": self.offset, "frozen": self._frozen_at is not None}
