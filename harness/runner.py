@@ -73,29 +73,21 @@ class ScenarioRunner:
         )
         started = time.perf_counter()
         if "clock" in scenario.requires and not self.target.shares_clock:
-            result.checks.append(
-                CheckResult(
-                    id="CLOCK-01",
-                    title="scenario needs the shared sandbox clock",
-                    status=Status.SKIPPED,
-                    message=f"broker {self.target.spec} runs in another process and cannot "
-                    "share the sandbox clock",
-                )
+            return _skipped(
+                result,
+                "CLOCK-01",
+                "scenario needs the shared sandbox clock",
+                f"broker {self.target.spec} runs in another process and cannot share the "
+                "sandbox clock",
             )
-            result.status = Status.SKIPPED
-            return result
         if scenario.broker_settings and not getattr(self.target, "can_configure", False):
-            result.checks.append(
-                CheckResult(
-                    id="CONFIG-01",
-                    title="scenario needs broker settings the harness can apply",
-                    status=Status.SKIPPED,
-                    message=f"broker {self.target.spec} is configured by its owner; the scenario "
-                    f"needs {_settings_text(scenario.broker_settings)}",
-                )
+            return _skipped(
+                result,
+                "CONFIG-01",
+                "scenario needs broker settings the harness can apply",
+                f"broker {self.target.spec} is configured by its owner; the scenario needs "
+                f"{_settings_text(scenario.broker_settings)}",
             )
-            result.status = Status.SKIPPED
-            return result
         try:
             if scenario.broker_settings:
                 self.target.configure(scenario.broker_settings)
@@ -120,6 +112,15 @@ class ScenarioRunner:
         result.duration_s = time.perf_counter() - started
         result.finish()
         return result
+
+
+def _skipped(result: ScenarioResult, check_id: str, title: str, reason: str) -> ScenarioResult:
+    """A scenario the target cannot run: one SKIPPED check carrying the reason (the report's)."""
+    result.checks.append(
+        CheckResult(id=check_id, title=title, status=Status.SKIPPED, message=reason)
+    )
+    result.status = Status.SKIPPED
+    return result
 
 
 def _settings_text(settings: dict[str, Any]) -> str:
