@@ -21,7 +21,16 @@ from harness.session import HarnessSession
 EXPECTED_KILLS = {
     "shared-cache": {"MW-02", "MW-03", "MW-05", "MW-07", "ISO-05", "ISO-09", "FX-05", "FX-07"},
     "no-segment-check": {"SEG-01", "SEG-02"},
-    "stale-tokens": {"EXP-03", "EXP-04", "EXP-05", "EXP-06", "EXP-07"},
+    "stale-tokens": {
+        "EXP-03",
+        "EXP-04",
+        "EXP-05",
+        "EXP-06",
+        "EXP-07",
+        "DEP-01",
+        "DEP-03",
+        "DEP-04",
+    },
     "leak-id-token": {
         "MW-01",
         "MW-02",
@@ -41,7 +50,7 @@ EXPECTED_KILLS = {
         "FX-09",
     },
     "no-reuse": {"EXP-01", "EXP-02"},
-    "no-idp-refresh": {"EXP-03", "EXP-04", "FLOW-01"},
+    "no-idp-refresh": {"EXP-03", "EXP-04", "FLOW-01", "DEP-01", "DEP-02"},
     "over-scoped": {"MW-04", "MW-05"},
     # the MCP authorization rules (scenarios/mcp-authorization.scenario.yaml)
     "no-pkce": {"PK-02", "PK-03", "PK-04"},
@@ -66,7 +75,7 @@ EXPECTED_KILLS = {
 }
 #: Checks of the platform (the mock workspace as resource server), not of the broker: no
 #: broker defect can fail them; the known-bad mock variants of issue #5 will.
-PLATFORM_CHECKS = {"ISO-06"}
+PLATFORM_CHECKS = {"ISO-06", "DEP-05"}
 
 
 def run_all(broker: str, only: set[str] | None = None) -> RunResult:
