@@ -28,8 +28,15 @@ from broker.exchange import WorkspaceTokens
 from broker.http_util import error_response, json_response
 from broker.issuer import BrokerIssuer
 from broker.okta import OktaClient
-from broker.resources import Target, is_valid_segment, split_resource, workspace_for
-from broker.storage import AuthCode, Client, Storage, UpstreamToken
+from broker.passthrough import SessionPassthrough
+from broker.resources import (
+    SNOWFLAKE_PATH_PREFIX,
+    Target,
+    is_valid_segment,
+    split_resource,
+    workspace_for,
+)
+from broker.storage import AuthCode, Client, Session, Storage, UpstreamToken
 
 log = logging.getLogger("broker")
 
@@ -96,7 +103,16 @@ class Broker:
             issuer=self.issuer,
             issuer_url=lambda: self.config.public_base_url or self.base_url,
         )
+        self.passthrough = SessionPassthrough(
+            storage=self.storage,
+            tokens=self.tokens,
+            audit=self.audit,
+            hooks=self,
+            clock=clock,
+            role=config.snowflake_role,
+        )
         self._segment_regex = config.segment_regex
+        self._account_regex = config.snowflake_account_regex
         self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "/.well-known/oauth-authorization-server"): metadata.authorization_server,
             ("POST", "/register"): registration.register,
@@ -114,6 +130,16 @@ class Broker:
     def is_valid_segment(self, segment: str) -> bool:
         """Whether a resource path segment may name a workspace (security-critical)."""
         return is_valid_segment(segment, self._segment_regex)
+
+    def is_valid_account(self, account: str) -> bool:
+        """Whether a ``/v1/snowflake/<account>/mcp`` segment may name an account (it becomes
+        the account host's first label, so the same rules as workspaces)."""
+        return is_valid_segment(account, self._account_regex)
+
+    def passthrough_token(self, session: Session, okta_access_token: str) -> str:
+        """What a Snowflake resource gets: the user's Okta access token (aud the Okta
+        authorization server, what External OAuth trusts), never the ID token (aud the broker)."""
+        return okta_access_token
 
     def cache_key(self, workspace_host: str) -> str:
         """Storage key of a user's workspace token: one per workspace host (BR-03)."""
@@ -231,6 +257,8 @@ class Broker:
     def target(self, resource: str, base: str) -> Target:
         """Validate a resource indicator and map it to its workspace; else ``invalid_target``."""
         segment = split_resource(resource, base)
+        if segment is None and split_resource(resource, base, SNOWFLAKE_PATH_PREFIX) is not None:
+            return self._snowflake_target(resource, base)
         if segment is None:
             raise invalid_target(
                 f"resource must be {base}/v1/databricks-sql/<workspace>/mcp without query "
@@ -241,6 +269,19 @@ class Broker:
         url, host = workspace_for(segment, self.config.databricks_host_template)
         return Target(
             resource=resource, segment=segment.lower(), workspace_url=url, workspace_host=host
+        )
+
+    def _snowflake_target(self, resource: str, base: str) -> Target:
+        account = split_resource(resource, base, SNOWFLAKE_PATH_PREFIX) or ""
+        if not self.is_valid_account(account):
+            raise invalid_target("the resource does not name an acceptable Snowflake account")
+        url, host = workspace_for(account, self.config.snowflake_host_template)
+        return Target(
+            resource=resource,
+            segment=account.lower(),
+            workspace_url=url,
+            workspace_host=host,
+            kind="snowflake",
         )
 
     def audit_records(self) -> list[dict[str, Any]]:

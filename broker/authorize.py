@@ -26,6 +26,7 @@ from broker.client_metadata import ClientMetadataError, is_url_client_id
 from broker.errors import OAuthError
 from broker.http_util import add_query, json_response, redirect, single_params
 from broker.okta import IdTokenError, s256
+from broker.passthrough import remember_access_token, role_scope
 from broker.registration import is_loopback
 from broker.storage import AuthCode, Client, Session, Transaction, secret_hash
 from broker.upstream import UpstreamError
@@ -179,9 +180,19 @@ def to_okta(broker: Broker, transaction: Transaction, issuer: str) -> str:
             nonce=transaction.nonce,
             code_challenge=s256(transaction.okta_verifier),
             redirect_uri=f"{issuer}/callback",
+            extra_scopes=okta_extra_scopes(broker, transaction.resource, issuer),
         )
     except UpstreamError as exc:
         raise OAuthError("temporarily_unavailable", exc.summary()) from None
+
+
+def okta_extra_scopes(broker: Broker, resource: str, issuer: str) -> str:
+    """The Snowflake role scope when the login is for a Snowflake resource (session
+    passthrough hands Okta's access token to Snowflake, which takes the role from it); asked
+    only then, so a Databricks-only Okta server need not define the scope."""
+    if broker.target(resource, issuer).kind != "snowflake":
+        return ""
+    return role_scope(broker.config.snowflake_role)
 
 
 def callback(broker: Broker, request: Request) -> Response:
@@ -243,6 +254,7 @@ def callback(broker: Broker, request: Request) -> Response:
             updated_at=now,
         )
     )
+    remember_access_token(broker.storage, tokens.user_id, tokens, broker.okta.issuer)
     code_value = secrets.token_urlsafe(32)
     broker.storage.add_code(
         AuthCode(

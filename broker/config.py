@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 DEFAULT_HOST_TEMPLATE = "https://%s.cloud.databricks.com"
 DEFAULT_SEGMENT_PATTERN = r"^dbc-[a-z0-9-]+$"
 DEFAULT_STORAGE = "broker.sqlite3"
+DEFAULT_SNOWFLAKE_HOST_TEMPLATE = "https://%s.snowflakecomputing.com"
+#: ``<org>-<account>`` as an account URL's first label (underscores become hyphens in hosts).
+DEFAULT_SNOWFLAKE_ACCOUNT_PATTERN = r"^[a-z0-9]+-[a-z0-9-]+$"
+DEFAULT_SNOWFLAKE_ROLE = "ANALYST"
 EXCHANGE_FLOWS = ("brokered", "federated")
 
 
@@ -51,6 +55,11 @@ class BrokerConfig:
     ``federated_assertion_lifetime`` seconds, signed with a key rotated every
     ``federated_key_rotation`` seconds and published ``federated_key_publish_lead`` seconds
     before it signs.
+    ``snowflake_host_template`` / ``snowflake_account_pattern``: the same rules for the
+    ``/v1/snowflake/<account>/mcp`` resources. ``snowflake_role``: the role the broker asks
+    Okta for (``session:role:<ROLE>``) at a Snowflake login and requires in the passed-through
+    access token; one role for every account keeps the policy in one place (ANALYST, the
+    least-privileged role the sandbox's SQL MCP server serves).
     """
 
     okta_issuer: str
@@ -71,6 +80,9 @@ class BrokerConfig:
     federated_assertion_lifetime: float = 300.0
     federated_key_rotation: float = 30 * 24 * 3600.0
     federated_key_publish_lead: float = 3600.0
+    snowflake_host_template: str = DEFAULT_SNOWFLAKE_HOST_TEMPLATE
+    snowflake_account_pattern: str = DEFAULT_SNOWFLAKE_ACCOUNT_PATTERN
+    snowflake_role: str = DEFAULT_SNOWFLAKE_ROLE
 
     def __post_init__(self) -> None:
         for name in ("okta_issuer", "okta_client_id", "okta_client_secret"):
@@ -89,11 +101,17 @@ class BrokerConfig:
             raise ConfigError(
                 f"upstream_ca_bundle is not a readable file: {self.upstream_ca_bundle!r}"
             )
-        self._check_host_template()
-        try:
-            re.compile(self.segment_pattern)
-        except re.error as exc:
-            raise ConfigError(f"segment_pattern is not a valid regular expression: {exc}") from exc
+        _check_host_template(
+            "databricks_host_template", self.databricks_host_template, "dbc-example"
+        )
+        _check_host_template("snowflake_host_template", self.snowflake_host_template, "org-example")
+        for name in ("segment_pattern", "snowflake_account_pattern"):
+            try:
+                re.compile(getattr(self, name))
+            except re.error as exc:
+                raise ConfigError(f"{name} is not a valid regular expression: {exc}") from exc
+        if not re.fullmatch(r"[A-Za-z0-9_$]{1,255}", self.snowflake_role or ""):
+            raise ConfigError(f"snowflake_role must be a role name, got {self.snowflake_role!r}")
         if not re.fullmatch(r"[A-Za-z0-9:._-]+", self.databricks_scope or ""):
             raise ConfigError(
                 f"databricks_scope must be one scope token, got {self.databricks_scope!r}"
@@ -139,25 +157,15 @@ class BrokerConfig:
                 "federated_key_publish_lead must be shorter than federated_key_rotation"
             )
 
-    def _check_host_template(self) -> None:
-        template = self.databricks_host_template
-        if not isinstance(template, str) or template.count("%s") != 1 or template.count("%") != 1:
-            raise ConfigError(
-                f"databricks_host_template must contain exactly one %s and no other %, "
-                f"got {template!r}"
-            )
-        example = template % "dbc-example"
-        _check_url("databricks_host_template", example, allow_path=False)
-        host = urlsplit(example).hostname or ""
-        if "dbc-example" not in host:
-            raise ConfigError(
-                f"databricks_host_template must put the segment in the host name, got {template!r}"
-            )
-
     @property
     def segment_regex(self) -> re.Pattern[str]:
         """The compiled segment pattern (case-insensitive)."""
         return re.compile(self.segment_pattern, re.IGNORECASE)
+
+    @property
+    def snowflake_account_regex(self) -> re.Pattern[str]:
+        """The compiled Snowflake account pattern (case-insensitive)."""
+        return re.compile(self.snowflake_account_pattern, re.IGNORECASE)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BrokerConfig:
@@ -188,6 +196,9 @@ class BrokerConfig:
             ("storage", "STORAGE", ()),
             ("public_base_url", "PUBLIC_BASE_URL", ()),
             ("exchange_flow", "EXCHANGE_FLOW", ()),
+            ("snowflake_host_template", "SNOWFLAKE_HOST_TEMPLATE", ()),
+            ("snowflake_account_pattern", "SNOWFLAKE_ACCOUNT_PATTERN", ()),
+            ("snowflake_role", "SNOWFLAKE_ROLE", ()),
         ):
             value = get(name, *aliases)
             if value is not None:
@@ -219,6 +230,17 @@ class BrokerConfig:
         if missing:
             raise ConfigError("missing setting(s): " + ", ".join(missing))
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _check_host_template(name: str, template: object, example_label: str) -> None:
+    """A ``%``-template with one ``%s`` that lands in the host name (never the path)."""
+    if not isinstance(template, str) or template.count("%s") != 1 or template.count("%") != 1:
+        raise ConfigError(f"{name} must contain exactly one %s and no other %, got {template!r}")
+    example = template % example_label
+    _check_url(name, example, allow_path=False)
+    host = urlsplit(example).hostname or ""
+    if example_label not in host:
+        raise ConfigError(f"{name} must put the segment in the host name, got {template!r}")
 
 
 def _template_from_workspaces(value: str) -> str:

@@ -34,6 +34,7 @@ from broker.audit import AuditLog
 from broker.errors import OAuthError
 from broker.issuer import BrokerIssuer
 from broker.okta import IdTokenError, OktaClient
+from broker.passthrough import remember_access_token
 from broker.resources import Target
 from broker.storage import Session, Storage, UpstreamToken, fingerprint
 from broker.upstream import UpstreamError, post_form, request_id_of, scrub
@@ -92,6 +93,14 @@ class WorkspaceTokens:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    def user_lock(self, user_id: str) -> threading.Lock:
+        """The per-user lock (Okta refresh tokens rotate; also taken by session passthrough)."""
+        return self._user_lock(user_id)
+
+    def fresh_session(self, user_id: str, *, force: bool = False) -> Session:
+        """:meth:`_fresh_session` for callers holding :meth:`user_lock`."""
+        return self._fresh_session(user_id, force=force)
+
     def _user_lock(self, user_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(user_id, threading.Lock())
@@ -140,13 +149,14 @@ class WorkspaceTokens:
         return token
 
     # -- Okta side -----------------------------------------------------------------------
-    def _fresh_session(self, user_id: str) -> Session:
-        """The user's session with an ID token that has more than the margin left."""
+    def _fresh_session(self, user_id: str, *, force: bool = False) -> Session:
+        """The user's session with an ID token that has more than the margin left (``force``:
+        refresh at Okta anyway, for a fresh access token)."""
         session = self._storage.get_session(user_id)
         if session is None:
             raise OAuthError("invalid_grant", "no identity provider session; sign in again")
         now = self._clock()
-        if not self._hooks.id_token_needs_refresh(session.id_token_expires_at, now):
+        if not force and not self._hooks.id_token_needs_refresh(session.id_token_expires_at, now):
             return session
         if not session.okta_refresh_token:
             raise OAuthError(
@@ -180,6 +190,7 @@ class WorkspaceTokens:
             updated_at=now,
         )
         self._storage.upsert_session(fresh)
+        remember_access_token(self._storage, user_id, tokens, self._okta.issuer)
         if fresh.id_token_expires_at - now <= self._id_token_margin:
             raise OAuthError(
                 "invalid_grant",

@@ -37,6 +37,10 @@ class OktaTokens:
     id_token: str
     claims: dict[str, Any]
     refresh_token: str | None
+    #: The access token for the authorization server's audience (``api://default``) and when
+    #: it expires (from ``expires_in``): what session passthrough hands to Snowflake.
+    access_token: str | None = None
+    access_expires_at: float | None = None
 
     @property
     def user_id(self) -> str:
@@ -120,12 +124,18 @@ class OktaClient:
 
     # -- protocol steps ----------------------------------------------------------------
     def authorize_url(
-        self, *, state: str, nonce: str, code_challenge: str, redirect_uri: str
+        self,
+        *,
+        state: str,
+        nonce: str,
+        code_challenge: str,
+        redirect_uri: str,
+        extra_scopes: str = "",
     ) -> str:
         params = {
             "client_id": self.client_id,
             "response_type": "code",
-            "scope": OKTA_SCOPES,
+            "scope": f"{OKTA_SCOPES} {extra_scopes}".strip(),
             "redirect_uri": redirect_uri,
             "state": state,
             "nonce": nonce,
@@ -160,7 +170,9 @@ class OktaClient:
         body, _ = post_form(
             self._http,
             self.discovery()["token_endpoint"],
-            {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": OKTA_SCOPES},
+            # No ``scope``: Okta then grants what the login granted (a Snowflake role scope
+            # included); naming OKTA_SCOPES would narrow it away.
+            {"grant_type": "refresh_token", "refresh_token": refresh_token},
             auth=self._basic(),
         )
         tokens = self._tokens(body, nonce=None)
@@ -174,8 +186,19 @@ class OktaClient:
             raise IdTokenError("Okta answered without an id_token")
         claims = self.verify_id_token(id_token, nonce=nonce)
         refresh = body.get("refresh_token")
+        access = body.get("access_token")
+        expires_in = body.get("expires_in")
+        lifetime = (
+            float(expires_in)
+            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+            else None
+        )
         return OktaTokens(
-            id_token, claims, refresh if isinstance(refresh, str) and refresh else None
+            id_token,
+            claims,
+            refresh if isinstance(refresh, str) and refresh else None,
+            access if isinstance(access, str) and access else None,
+            self._clock() + lifetime if lifetime and lifetime > 0 else None,
         )
 
     def verify_id_token(self, token: str, *, nonce: str | None) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 RESOURCE_PATH_PREFIX = "/v1/databricks-sql/"
+#: Snowflake accounts (session passthrough, :mod:`broker.passthrough`); same raw-string rules.
+SNOWFLAKE_PATH_PREFIX = "/v1/snowflake/"
 RESOURCE_PATH_SUFFIX = "/mcp"
 MAX_SEGMENT_LENGTH = 63
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -33,6 +35,9 @@ class Target:
     segment: str
     workspace_url: str
     workspace_host: str
+    #: ``databricks`` (token exchange at the workspace) or ``snowflake`` (session passthrough:
+    #: ``workspace_url``/``workspace_host`` are then the account's).
+    kind: str = "databricks"
 
     @property
     def token_url(self) -> str:
@@ -54,7 +59,9 @@ def resource_url(base_url: str, segment: str) -> str:
     return f"{base_url}{RESOURCE_PATH_PREFIX}{segment}{RESOURCE_PATH_SUFFIX}"
 
 
-def split_resource(resource: str, base_url: str) -> str | None:
+def split_resource(
+    resource: str, base_url: str, path_prefix: str = RESOURCE_PATH_PREFIX
+) -> str | None:
     """The raw path segment of ``resource``, or None when its shape is not ours.
 
     The shape check is structural only (prefix, suffix, exactly one path segment, no query or
@@ -62,7 +69,7 @@ def split_resource(resource: str, base_url: str) -> str | None:
     """
     if "?" in resource or "#" in resource:
         return None
-    prefix = base_url + RESOURCE_PATH_PREFIX
+    prefix = base_url + path_prefix
     if not resource.startswith(prefix) or not resource.endswith(RESOURCE_PATH_SUFFIX):
         return None
     if len(resource) < len(prefix) + len(RESOURCE_PATH_SUFFIX):

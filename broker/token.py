@@ -219,7 +219,8 @@ def _issue(
     The upstream exchange runs before the refresh token is committed, so a transient upstream
     failure does not burn the client's refresh token.
     """
-    upstream = broker.tokens.token_for(grant.user_id, grant.client.client_id, target)
+    source = broker.passthrough if target.kind == "snowflake" else broker.tokens
+    upstream = source.token_for(grant.user_id, grant.client.client_id, target)
     commit_refresh()
     now = broker.clock()
     return json_response(

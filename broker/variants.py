@@ -13,7 +13,7 @@ from typing import Any
 from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.errors import OAuthError
-from broker.storage import AuthCode, Client, UpstreamToken
+from broker.storage import AuthCode, Client, Session, UpstreamToken
 
 
 class SharedCacheBroker(Broker):
@@ -185,6 +185,20 @@ class LongLivedAssertionBroker(Broker):
         return 24 * 3600.0
 
 
+class NoAccountCheckBroker(Broker):
+    """Any non-empty segment names a Snowflake account (``myorg-acct1.evil.com``, ``evil``)."""
+
+    def is_valid_account(self, account: str) -> bool:
+        return bool(account)
+
+
+class PassthroughIdTokenBroker(Broker):
+    """Session passthrough hands Snowflake the user's Okta ID token, not the access token."""
+
+    def passthrough_token(self, session: Session, okta_access_token: str) -> str:
+        return session.id_token
+
+
 VARIANTS: dict[str, type[Broker]] = {
     "shared-cache": SharedCacheBroker,
     "no-segment-check": NoSegmentCheckBroker,
@@ -198,6 +212,8 @@ VARIANTS: dict[str, type[Broker]] = {
     "cimd-id-mismatch": CimdIdMismatchBroker,
     "no-cimd": NoCimdBroker,
     "no-resource-metadata": NoResourceMetadataBroker,
+    "passthrough-id-token": PassthroughIdTokenBroker,
+    "no-account-check": NoAccountCheckBroker,
     "code-reuse": CodeReuseBroker,
     "no-consent": NoConsentBroker,
     "no-iss": NoIssBroker,

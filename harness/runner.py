@@ -268,6 +268,8 @@ class _Execution:
     def _resource(self, spec: dict[str, Any]) -> str:
         if "resource_url" in spec:
             return str(self._render(spec["resource_url"]))
+        if "snowflake" in spec:
+            return f"{self.target.url}/v1/snowflake/{self._render(spec['snowflake'])}/mcp"
         segment = self._render(spec.get("workspace", spec.get("segment", "")))
         return f"{self.target.url}/v1/databricks-sql/{segment}/mcp"
 
@@ -588,11 +590,19 @@ class _Execution:
 
     def _step_mcp(self, spec: dict[str, Any]) -> None:
         token = str(self._render(spec["token"]))
-        workspace = self.sandbox.workspace(str(self._render(spec["workspace"])))
+        if "snowflake" in spec:
+            # the account's managed MCP server (SALES.PUBLIC.SALES_MCP in the sandbox)
+            server: Any = self.sandbox.snowflake_account(str(self._render(spec["snowflake"])))
+            database, schema, name = defaults.SNOWFLAKE_MCP_SERVER
+            url = f"{server.url}/api/v2/databases/{database}/schemas/{schema}/mcp-servers/{name}"
+        else:
+            server = self.sandbox.workspace(str(self._render(spec["workspace"])))
+            url = f"{server.url}/api/2.0/mcp/sql"
+        workspace = server
         self._rpc_id += 1
         try:
             response = self.client.mcp_call(
-                f"{workspace.url}/api/2.0/mcp/sql",
+                url,
                 token,
                 str(self._render(spec["method"])),
                 self._render(spec.get("params")),
@@ -681,6 +691,8 @@ class _Execution:
         host = spec.get("host")
         if "workspace" in spec:
             host = self.sandbox.workspace(spec["workspace"]).host
+        if "snowflake" in spec:
+            host = self.sandbox.snowflake_account(spec["snowflake"]).host
         entries = self.sandbox.journal.entries(
             host=host,
             path=spec.get("path"),
@@ -738,6 +750,9 @@ class _Execution:
 
     def _step_expect_query_history(self, spec: dict[str, Any]) -> None:
         spec = self._render(spec)
+        if "snowflake" in spec:
+            self._snowflake_query_history(spec)
+            return
         workspace = self.sandbox.workspace(spec["workspace"])
         history = list(workspace.query_history)
         failures: list[str] = []
@@ -755,6 +770,25 @@ class _Execution:
             if others:
                 failures.append(f"queries at {workspace.name} ran as {', '.join(others)}")
         self._add_check(spec, failures, f"query history of {workspace.name}")
+
+    def _snowflake_query_history(self, spec: dict[str, Any]) -> None:
+        """Query history of a Snowflake account: ``user`` is the Snowflake user name (ALICE),
+        ``role`` the role every one of that user's queries ran as, ``count`` how many."""
+        account = self.sandbox.snowflake_account(spec["snowflake"])
+        history = list(account.query_history)
+        if "user" in spec:
+            history = [q for q in history if q.user.upper() == str(spec["user"]).upper()]
+        who = f"by {spec['user']} " if "user" in spec else ""
+        failures: list[str] = []
+        if "count" in spec and len(history) != spec["count"]:
+            failures.append(
+                f"{len(history)} queries {who}at {account.name}, expected {spec['count']}"
+            )
+        if "role" in spec:
+            roles = sorted({q.role for q in history} - {str(spec["role"]).upper()})
+            if roles:
+                failures.append(f"queries {who}at {account.name} ran as role {', '.join(roles)}")
+        self._add_check(spec, failures, f"query history of {account.name}")
 
 
 def _location_failures(wanted: dict[str, Any], response: httpx.Response) -> list[str]:

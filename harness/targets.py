@@ -77,6 +77,7 @@ def reference_config_values(sandbox: Sandbox) -> dict[str, str]:
         "okta_client_secret": defaults.BROKER_CLIENT_SECRET,
         "upstream_proxy": sandbox.proxy_url,
         "databricks_host_template": sandbox.context.url_for(f"%s.{defaults.DATABRICKS_DOMAIN}"),
+        "snowflake_host_template": sandbox.context.url_for(f"%s.{defaults.SNOWFLAKE_DOMAIN}"),
         **({"upstream_ca_bundle": str(sandbox.ca_bundle)} if sandbox.ca_bundle else {}),
     }
 
@@ -150,6 +151,7 @@ class ReferenceTarget:
             upstream_proxy=values["upstream_proxy"],
             upstream_ca_bundle=values.get("upstream_ca_bundle"),
             databricks_host_template=values["databricks_host_template"],
+            snowflake_host_template=values["snowflake_host_template"],
             storage=":memory:",
         )
         self.sandbox = sandbox

@@ -272,6 +272,8 @@ def test_main_serves_health(tmp_path: Path) -> None:
 # -- variants ----------------------------------------------------------------------------
 def test_defects_and_factory() -> None:
     assert set(DEFECTS) == {
+        "passthrough-id-token",
+        "no-account-check",
         "shared-cache",
         "no-segment-check",
         "stale-tokens",

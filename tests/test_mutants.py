@@ -48,6 +48,11 @@ EXPECTED_KILLS = {
         "FX-07",
         "FX-08",
         "FX-09",
+        "SF-01",
+        "SF-02",
+        "SF-03",
+        "SF-04",
+        "SF-08",
     },
     "no-reuse": {"EXP-01", "EXP-02"},
     "no-idp-refresh": {"EXP-03", "EXP-04", "FLOW-01", "DEP-01", "DEP-02"},
@@ -72,6 +77,9 @@ EXPECTED_KILLS = {
     "no-act-claim": {"FX-03", "FX-05"},
     "long-lived-assertion": {"FX-04"},
     "ignores-federated-flow": {"FX-01", "FX-02", "FX-03", "FX-04", "FX-05", "FX-06"},
+    # Snowflake session passthrough (scenarios/snowflake-passthrough.scenario.yaml)
+    "passthrough-id-token": {"SF-01", "SF-02", "SF-03", "SF-04"},
+    "no-account-check": {"SF-05", "SF-06", "SF-07"},
 }
 #: Checks of the platform (the mock workspace as resource server), not of the broker: no
 #: broker defect can fail them; the known-bad mock variants of issue #5 will.

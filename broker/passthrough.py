@@ -1,0 +1,160 @@
+"""Session passthrough: Snowflake resources get the user's cached Okta access token.
+
+Snowflake External OAuth accepts the IdP's access tokens directly (issuer, keys, ``aud``
+``api://default``, ``sub`` mapped to LOGIN_NAME, the role from a ``session:role:<ROLE>``
+scope), so there is nothing to exchange: the broker asks Okta for the configured role scope at
+a Snowflake login, keeps the access token Okta issued at login or refresh (cache key
+:data:`OKTA_ACCESS_KEY`), refreshes it at Okta when it is near expiry, and hands it out for
+``/v1/snowflake/<account>/mcp``. The ID token is never handed out: its audience is the broker,
+and it is the user's identity assertion to the broker, not a credential for a resource.
+
+A token without the role scope (the user signed in for a Databricks resource, so Okta was not
+asked for it) is ``invalid_scope`` "sign in for the Snowflake resource" instead of a token
+Snowflake would refuse with 390186. Each decision is one audit record; the copy handed out is
+stored per user under ``snowflake-<account host>`` (isolation like the Databricks tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import jwt
+
+from broker.audit import AuditLog
+from broker.errors import OAuthError
+from broker.okta import OktaTokens
+from broker.resources import Target
+from broker.storage import Session, Storage, UpstreamToken, fingerprint
+
+if TYPE_CHECKING:
+    from broker.exchange import WorkspaceTokens
+
+#: Storage key of the user's latest Okta access token (one per user: one Okta session).
+OKTA_ACCESS_KEY = "okta-access-token"
+ROLE_SCOPE_PREFIX = "session:role:"
+
+
+class PassthroughHooks(Protocol):
+    """Decisions a broker variant may override (see :mod:`broker.variants`)."""
+
+    def token_is_reusable(self, token: UpstreamToken, now: float) -> bool: ...
+
+    def passthrough_token(self, session: Session, okta_access_token: str) -> str: ...
+
+
+def role_scope(role: str) -> str:
+    """The Okta scope that makes Snowflake open the session with ``role``."""
+    return f"{ROLE_SCOPE_PREFIX}{role}"
+
+
+def remember_access_token(storage: Storage, user_id: str, tokens: OktaTokens, issuer: str) -> None:
+    """Keep the access token of an Okta login or refresh (skipped when Okta sent none)."""
+    if not tokens.access_token or tokens.access_expires_at is None:
+        return
+    storage.put_upstream_token(
+        UpstreamToken(
+            user_id=user_id,
+            cache_key=OKTA_ACCESS_KEY,
+            access_token=tokens.access_token,
+            token_type="Bearer",
+            expires_at=tokens.access_expires_at,
+            workspace_host=issuer,
+        )
+    )
+
+
+def token_scopes(token: str) -> set[str]:
+    """The scopes of an Okta JWT access token (``scp`` list or ``scope`` string).
+
+    Read without verification on purpose: the token came from Okta over the broker's own
+    authenticated back channel; the question is only whether to hand it out, and Snowflake
+    verifies it.
+    """
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return set()
+    scp = claims.get("scp")
+    if isinstance(scp, list):
+        return {str(s) for s in scp}
+    scope = claims.get("scope")
+    return set(scope.split()) if isinstance(scope, str) else set()
+
+
+class SessionPassthrough:
+    """Hands out the user's Okta access token for Snowflake resources (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        tokens: WorkspaceTokens,
+        audit: AuditLog,
+        hooks: PassthroughHooks,
+        clock: Callable[[], float],
+        role: str,
+    ) -> None:
+        self._storage = storage
+        self._tokens = tokens
+        self._audit = audit
+        self._hooks = hooks
+        self._clock = clock
+        self.role = role
+
+    def token_for(self, user_id: str, client_id: str, target: Target) -> UpstreamToken:
+        """The token for ``user_id`` at a Snowflake ``target``; raises :class:`OAuthError`."""
+        audit = {
+            "user_id": user_id,
+            "client_id": client_id,
+            "resource": target.resource,
+            "workspace_host": target.workspace_host,
+        }
+        with self._tokens.user_lock(user_id):
+            try:
+                token, refreshed = self._token_for(user_id, target)
+            except OAuthError as exc:
+                self._audit.record(outcome="error", detail=exc.description, **audit)
+                raise
+        now = self._clock()
+        self._audit.record(
+            outcome="ok" if refreshed else "cached",
+            detail=f"passed through Okta access token {fingerprint(token.access_token)} "
+            f"({'refreshed at Okta' if refreshed else 'from the session'}), "
+            f"expires in {int(token.expires_at - now)}s",
+            **audit,
+        )
+        return token
+
+    def _token_for(self, user_id: str, target: Target) -> tuple[UpstreamToken, bool]:
+        stored = self._storage.get_upstream_token(user_id, OKTA_ACCESS_KEY)
+        refreshed = stored is None or not self._hooks.token_is_reusable(stored, self._clock())
+        if refreshed:
+            session = self._tokens.fresh_session(user_id, force=True)
+            stored = self._storage.get_upstream_token(user_id, OKTA_ACCESS_KEY)
+        else:
+            found = self._storage.get_session(user_id)
+            if found is None:
+                raise OAuthError("invalid_grant", "no identity provider session; sign in again")
+            session = found
+        if stored is None or stored.expires_at <= self._clock():
+            raise OAuthError(
+                "invalid_grant", "the identity provider issued no access token; sign in again"
+            )
+        wanted = role_scope(self.role)
+        if wanted not in token_scopes(stored.access_token):
+            raise OAuthError(
+                "invalid_scope",
+                f"the identity provider token lacks the {wanted} scope Snowflake needs; "
+                "sign in again for the Snowflake resource",
+            )
+        token = UpstreamToken(
+            user_id=user_id,
+            cache_key=f"snowflake-{target.workspace_host}",
+            access_token=self._hooks.passthrough_token(session, stored.access_token),
+            token_type="Bearer",
+            expires_at=stored.expires_at,
+            workspace_host=target.workspace_host,
+        )
+        self._storage.put_upstream_token(token)
+        return token, refreshed
