@@ -58,6 +58,11 @@ Choices made where the specifications are silent (each is explained where it is 
 * Resource URLs (``/v1/databricks-sql/<segment>/mcp``) answer 401 with ``WWW-Authenticate:
   Bearer resource_metadata="…"`` without a token (RFC 9728 §5.1) and 501 ``not_implemented``
   with one: the broker does not forward MCP requests (the workspace serves them).
+* Snowflake resources (``/v1/snowflake/<account>/mcp``, ``broker/passthrough.py``): session
+  passthrough of the user's Okta ACCESS token (never the ID token). The role scope
+  ``session:role:<snowflake_role>`` (default ANALYST, one for every account) is asked of Okta
+  only at a login for a Snowflake resource; Okta refreshes send no ``scope`` so the granted
+  scopes stay; a token without the role scope is ``invalid_scope`` (sign in again).
 * Broker refresh tokens live ``refresh_token_ttl`` (90 days by default); the Okta session
   usually ends first, which surfaces as ``invalid_grant`` "sign in again".
 """
