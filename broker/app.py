@@ -29,14 +29,9 @@ from broker.http_util import error_response, json_response
 from broker.issuer import BrokerIssuer
 from broker.okta import OktaClient
 from broker.passthrough import SessionPassthrough
-from broker.resources import (
-    SNOWFLAKE_PATH_PREFIX,
-    Target,
-    is_valid_segment,
-    split_resource,
-    workspace_for,
-)
+from broker.resources import Target, is_valid_segment, split_resource, workspace_for
 from broker.storage import AuthCode, Client, Session, Storage, UpstreamToken
+from broker.upstreams import Upstream
 
 log = logging.getLogger("broker")
 
@@ -98,7 +93,6 @@ class Broker:
             audit=self.audit,
             hooks=self,
             clock=clock,
-            scope=config.databricks_scope,
             id_token_margin=config.id_token_margin,
             issuer=self.issuer,
             issuer_url=lambda: self.config.public_base_url or self.base_url,
@@ -109,10 +103,11 @@ class Broker:
             audit=self.audit,
             hooks=self,
             clock=clock,
-            role=config.snowflake_role,
+            okta=self.okta,
         )
-        self._segment_regex = config.segment_regex
-        self._account_regex = config.snowflake_account_regex
+        #: Every enabled upstream (resource family) by name, in configuration order.
+        self.upstreams: dict[str, Upstream] = config.upstream_map
+        self._segment_regexes = {n: u.segment_regex for n, u in self.upstreams.items()}
         self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "/.well-known/oauth-authorization-server"): metadata.authorization_server,
             ("POST", "/register"): registration.register,
@@ -127,23 +122,20 @@ class Broker:
         self._routes[("GET", "/jwks")] = issuer.jwks_endpoint
 
     # -- hooks (overridden by broker.variants) -------------------------------------------
-    def is_valid_segment(self, segment: str) -> bool:
-        """Whether a resource path segment may name a workspace (security-critical)."""
-        return is_valid_segment(segment, self._segment_regex)
-
-    def is_valid_account(self, account: str) -> bool:
-        """Whether a ``/v1/snowflake/<account>/mcp`` segment may name an account (it becomes
-        the account host's first label, so the same rules as workspaces)."""
-        return is_valid_segment(account, self._account_regex)
+    def is_valid_segment(self, segment: str, upstream: Upstream) -> bool:
+        """Whether a resource path segment may name a host of ``upstream`` (security-critical:
+        it becomes the first label of the upstream host name; a workspace or an account)."""
+        return is_valid_segment(segment, self._segment_regexes[upstream.name])
 
     def passthrough_token(self, session: Session, okta_access_token: str) -> str:
         """What a Snowflake resource gets: the user's Okta access token (aud the Okta
         authorization server, what External OAuth trusts), never the ID token (aud the broker)."""
         return okta_access_token
 
-    def cache_key(self, workspace_host: str) -> str:
-        """Storage key of a user's workspace token: one per workspace host (BR-03)."""
-        return f"databricks-sql-{workspace_host}"
+    def cache_key(self, target: Target) -> str:
+        """Storage key of a user's upstream token: one per family and host,
+        ``<upstream>-<host>`` (BR-03)."""
+        return target.upstream.isolation_key(target.workspace_host)
 
     def token_is_reusable(self, token: UpstreamToken, now: float) -> bool:
         """A stored token is served while it has more than ``reuse_margin`` seconds left."""
@@ -154,14 +146,17 @@ class Broker:
         because Databricks ties the workspace token's lifetime to it (BR-05)."""
         return id_token_expires_at - now <= self.config.id_token_margin
 
-    def exchange_scope(self) -> str:
+    def exchange_scope(self, target: Target) -> str:
         """The scope asked of the workspace: only what the MCP resource needs (BR-01)."""
-        return self.config.databricks_scope
+        return target.upstream.scope
 
-    def federated_exchange(self) -> bool:
-        """Whether the subject token is the broker's own assertion (and the broker publishes
-        issuer discovery and keys) rather than the user's Okta ID token."""
-        return self.config.exchange_flow == "federated"
+    def federated_exchange(self, target: Target | None = None) -> bool:
+        """Whether the subject token for ``target`` is the broker's own assertion rather than
+        the user's Okta ID token; without a target, whether any upstream is federated (then
+        the broker publishes issuer discovery and keys)."""
+        if target is not None:
+            return target.upstream.flow == "federated"
+        return any(u.flow == "federated" for u in self.upstreams.values())
 
     def assertion_actor(self, client_id: str) -> dict[str, str] | None:
         """The federated assertion's ``act`` claim: the MCP client acting for the user
@@ -255,34 +250,26 @@ class Broker:
         return self.config.public_base_url or self.base_url or request.host_url.rstrip("/")
 
     def target(self, resource: str, base: str) -> Target:
-        """Validate a resource indicator and map it to its workspace; else ``invalid_target``."""
-        segment = split_resource(resource, base)
-        if segment is None and split_resource(resource, base, SNOWFLAKE_PATH_PREFIX) is not None:
-            return self._snowflake_target(resource, base)
-        if segment is None:
-            raise invalid_target(
-                f"resource must be {base}/v1/databricks-sql/<workspace>/mcp without query "
-                "or fragment"
+        """Validate a resource indicator and map it to its upstream host; else
+        ``invalid_target`` (before any upstream request)."""
+        for upstream in self.upstreams.values():
+            segment = split_resource(resource, base, upstream.path_prefix)
+            if segment is None:
+                continue
+            valid = self.is_valid_segment(segment, upstream)
+            if not valid:
+                what = "Snowflake account" if upstream.provider == "snowflake" else "workspace"
+                raise invalid_target(f"the resource does not name an acceptable {what}")
+            url, host = workspace_for(segment, upstream.host_template)
+            return Target(
+                resource=resource,
+                segment=segment.lower(),
+                workspace_url=url,
+                workspace_host=host,
+                upstream=upstream,
             )
-        if not self.is_valid_segment(segment):
-            raise invalid_target("the resource does not name an acceptable workspace")
-        url, host = workspace_for(segment, self.config.databricks_host_template)
-        return Target(
-            resource=resource, segment=segment.lower(), workspace_url=url, workspace_host=host
-        )
-
-    def _snowflake_target(self, resource: str, base: str) -> Target:
-        account = split_resource(resource, base, SNOWFLAKE_PATH_PREFIX) or ""
-        if not self.is_valid_account(account):
-            raise invalid_target("the resource does not name an acceptable Snowflake account")
-        url, host = workspace_for(account, self.config.snowflake_host_template)
-        return Target(
-            resource=resource,
-            segment=account.lower(),
-            workspace_url=url,
-            workspace_host=host,
-            kind="snowflake",
-        )
+        names = ", ".join(f"{base}/v1/{name}/<segment>/mcp" for name in self.upstreams)
+        raise invalid_target(f"resource must be one of {names}, without query or fragment")
 
     def audit_records(self) -> list[dict[str, Any]]:
         """Every audit record, oldest first (in-process API for the harness)."""
@@ -301,7 +288,7 @@ class Broker:
     # -- WSGI ----------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
         path = request.path
-        if metadata.is_resource_path(path):
+        if metadata.is_resource_path(self, path):
             return metadata.resource(self, request)
         if path.startswith(metadata.PRM_PREFIX + "/") and request.method in ("GET", "HEAD"):
             raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or path

@@ -30,6 +30,7 @@ from broker.passthrough import remember_access_token, role_scope
 from broker.registration import is_loopback
 from broker.storage import AuthCode, Client, Session, Transaction, secret_hash
 from broker.upstream import UpstreamError
+from broker.upstreams import Upstream
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -152,11 +153,8 @@ def _transaction(
     resource = params.get("resource")
     if not resource:
         raise OAuthError("invalid_target", "resource is required")
-    broker.target(resource, issuer)  # raises invalid_target before any upstream request
-    scope = broker.config.databricks_scope
-    requested = params.get("scope")
-    if requested is not None and requested.strip() and scope not in requested.split():
-        raise OAuthError("invalid_scope", f"the only scope offered is {scope!r}")
+    target = broker.target(resource, issuer)  # invalid_target before any upstream request
+    scope = granted_scope(target.upstream, params.get("scope"))
     return Transaction(
         id=secrets.token_urlsafe(24),
         client_id=client.client_id,
@@ -186,13 +184,32 @@ def to_okta(broker: Broker, transaction: Transaction, issuer: str) -> str:
         raise OAuthError("temporarily_unavailable", exc.summary()) from None
 
 
+def granted_scope(upstream: Upstream, requested: str | None) -> str:
+    """The broker scopes granted for a resource: without a request its base scopes (least
+    privilege: a client steps up when a tool's 403 challenge names more); with one, the
+    requested scopes this resource offers (unknown ones are ignored, RFC 6749 §3.3), and
+    ``invalid_scope`` when none is offered."""
+    if requested is None or not requested.strip():
+        return " ".join(upstream.scopes)
+    offered = upstream.offered_scopes
+    wanted = [s for s in dict.fromkeys(requested.split()) if s in offered]
+    if not wanted:
+        raise OAuthError(
+            "invalid_scope", f"this resource offers the scopes {' '.join(offered)!r} only"
+        )
+    return " ".join(wanted)
+
+
 def okta_extra_scopes(broker: Broker, resource: str, issuer: str) -> str:
-    """The Snowflake role scope when the login is for a Snowflake resource (session
-    passthrough hands Okta's access token to Snowflake, which takes the role from it); asked
-    only then, so a Databricks-only Okta server need not define the scope."""
-    if broker.target(resource, issuer).kind != "snowflake":
+    """The Snowflake role scopes when the login is for a Snowflake resource (session
+    passthrough hands Okta's access token to Snowflake, which takes the role from it): the
+    resource's roles (one token per role is then narrowed from this grant,
+    :mod:`broker.passthrough`); asked only then, so a Databricks-only Okta server need not
+    define the scopes."""
+    upstream = broker.target(resource, issuer).upstream
+    if upstream.provider != "snowflake":
         return ""
-    return role_scope(broker.config.snowflake_role)
+    return " ".join(role_scope(role) for role in upstream.roles)
 
 
 def callback(broker: Broker, request: Request) -> Response:

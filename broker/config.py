@@ -11,7 +11,18 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+from broker.errors import ConfigError
+from broker.upstreams import (
+    Upstream,
+    check_host_template,
+    default_upstreams,
+    merge_upstreams,
+)
+
+__all__ = ["BrokerConfig", "ConfigError"]
 
 DEFAULT_HOST_TEMPLATE = "https://%s.cloud.databricks.com"
 DEFAULT_SEGMENT_PATTERN = r"^dbc-[a-z0-9-]+$"
@@ -21,10 +32,6 @@ DEFAULT_SNOWFLAKE_HOST_TEMPLATE = "https://%s.snowflakecomputing.com"
 DEFAULT_SNOWFLAKE_ACCOUNT_PATTERN = r"^[a-z0-9]+-[a-z0-9-]+$"
 DEFAULT_SNOWFLAKE_ROLE = "ANALYST"
 EXCHANGE_FLOWS = ("brokered", "federated")
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the setting and the reason."""
 
 
 def _check_url(name: str, value: str, *, allow_path: bool = True) -> None:
@@ -83,6 +90,20 @@ class BrokerConfig:
     snowflake_host_template: str = DEFAULT_SNOWFLAKE_HOST_TEMPLATE
     snowflake_account_pattern: str = DEFAULT_SNOWFLAKE_ACCOUNT_PATTERN
     snowflake_role: str = DEFAULT_SNOWFLAKE_ROLE
+    snowflake_mcp_path: str | None = None
+    #: Overrides of the built-in upstreams and new ones (name → table of
+    #: :class:`broker.upstreams.Upstream` fields); the result is :attr:`upstream_map`.
+    upstreams: Mapping[str, Any] = field(default_factory=dict)
+    #: Lifetime of the broker's own access tokens in gateway mode (audience the resource).
+    gateway_token_lifetime: float = 300.0
+    #: Rego policies (:mod:`broker.policy`): a file path each, or the source itself
+    #: (``*_rego``, for scenarios); None is the shipped default.
+    policy_inbound: str | None = None
+    policy_outbound: str | None = None
+    policy_inbound_rego: str | None = None
+    policy_outbound_rego: str | None = None
+    #: JSON-lines audit log file (one record per decision), besides the SQLite audit table.
+    audit_log: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("okta_issuer", "okta_client_id", "okta_client_secret"):
@@ -101,10 +122,10 @@ class BrokerConfig:
             raise ConfigError(
                 f"upstream_ca_bundle is not a readable file: {self.upstream_ca_bundle!r}"
             )
-        _check_host_template(
+        check_host_template(
             "databricks_host_template", self.databricks_host_template, "dbc-example"
         )
-        _check_host_template("snowflake_host_template", self.snowflake_host_template, "org-example")
+        check_host_template("snowflake_host_template", self.snowflake_host_template, "org-example")
         for name in ("segment_pattern", "snowflake_account_pattern"):
             try:
                 re.compile(getattr(self, name))
@@ -118,13 +139,26 @@ class BrokerConfig:
             )
         if not isinstance(self.storage, str) or not self.storage:
             raise ConfigError("storage must be a SQLite file path or ':memory:'")
-        for name in ("reuse_margin", "id_token_margin", "refresh_token_ttl", "upstream_timeout"):
+        for name in (
+            "reuse_margin",
+            "id_token_margin",
+            "refresh_token_ttl",
+            "upstream_timeout",
+            "gateway_token_lifetime",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number of seconds, got {value!r}")
         if self.upstream_timeout == 0 or self.refresh_token_ttl == 0:
             raise ConfigError("upstream_timeout and refresh_token_ttl must be positive")
+        if not 1 <= self.gateway_token_lifetime <= 24 * 3600:
+            raise ConfigError(
+                "gateway_token_lifetime must be between 1 second and a day, "
+                f"got {self.gateway_token_lifetime!r}"
+            )
         self._check_federation()
+        self._check_files()
+        object.__setattr__(self, "_upstream_map", self._build_upstreams())
         if self.public_base_url is not None:
             _check_url("public_base_url", self.public_base_url)
             # The base URL is the issuer (RFC 8414 §2): store it without a trailing slash so
@@ -157,6 +191,39 @@ class BrokerConfig:
                 "federated_key_publish_lead must be shorter than federated_key_rotation"
             )
 
+    def _check_files(self) -> None:
+        for name in ("policy_inbound", "policy_outbound"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{name} is not a readable file: {path!r}")
+            if path is not None and getattr(self, f"{name}_rego") is not None:
+                raise ConfigError(f"give {name} or {name}_rego, not both")
+        if self.audit_log is not None:
+            folder = os.path.dirname(os.path.abspath(self.audit_log))
+            if not os.path.isdir(folder):
+                raise ConfigError(f"audit_log's directory does not exist: {folder!r}")
+
+    def _build_upstreams(self) -> dict[str, Upstream]:
+        builtin = default_upstreams(
+            databricks_host_template=self.databricks_host_template,
+            databricks_segment_pattern=self.segment_pattern,
+            databricks_scope=self.databricks_scope,
+            databricks_flow=self.exchange_flow,
+            snowflake_host_template=self.snowflake_host_template,
+            snowflake_account_pattern=self.snowflake_account_pattern,
+            snowflake_role=self.snowflake_role,
+            snowflake_mcp_path=self.snowflake_mcp_path,
+        )
+        upstreams = merge_upstreams(builtin, self.upstreams)
+        if not upstreams:
+            raise ConfigError("upstreams: at least one upstream must be enabled")
+        return upstreams
+
+    @property
+    def upstream_map(self) -> dict[str, Upstream]:
+        """Every enabled upstream by name (built-ins with the configured overrides)."""
+        return self._upstream_map  # type: ignore[attr-defined]
+
     @property
     def segment_regex(self) -> re.Pattern[str]:
         """The compiled segment pattern (case-insensitive)."""
@@ -168,13 +235,20 @@ class BrokerConfig:
         return re.compile(self.snowflake_account_pattern, re.IGNORECASE)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> BrokerConfig:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, config_file: str | None = None
+    ) -> BrokerConfig:
         """Build a config from ``BROKER_*`` variables, falling back to the harness's ``HARNESS_*``.
 
         ``BROKER_X`` wins over ``HARNESS_X`` so a user can override one value of an env file
         printed by ``mcp-harness env``. Numbers that do not parse raise :class:`ConfigError`.
+        ``BROKER_CONFIG`` (or ``config_file``) names a TOML/YAML file
+        (:mod:`broker.config_file`) whose settings come first; variables override them, so
+        secrets can stay out of the file.
         """
         env = os.environ if environ is None else environ
+        path = config_file or env.get("BROKER_CONFIG")
+        file_settings = _file_settings(path)
 
         def get(name: str, *aliases: str) -> str | None:
             for key in (f"BROKER_{name}", *aliases, f"HARNESS_{name}"):
@@ -199,14 +273,21 @@ class BrokerConfig:
             ("snowflake_host_template", "SNOWFLAKE_HOST_TEMPLATE", ()),
             ("snowflake_account_pattern", "SNOWFLAKE_ACCOUNT_PATTERN", ()),
             ("snowflake_role", "SNOWFLAKE_ROLE", ()),
+            ("snowflake_mcp_path", "SNOWFLAKE_MCP_PATH", ()),
+            ("policy_inbound", "POLICY_INBOUND", ()),
+            ("policy_outbound", "POLICY_OUTBOUND", ()),
+            ("audit_log", "AUDIT_LOG", ()),
         ):
             value = get(name, *aliases)
             if value is not None:
                 kwargs[attr] = value
-        if "databricks_host_template" not in kwargs and env.get("HARNESS_DATABRICKS_WORKSPACES"):
-            kwargs["databricks_host_template"] = _template_from_workspaces(
-                env["HARNESS_DATABRICKS_WORKSPACES"]
-            )
+        kwargs = {**file_settings, **kwargs}
+        for attr, variable in (
+            ("databricks_host_template", "HARNESS_DATABRICKS_WORKSPACES"),
+            ("snowflake_host_template", "HARNESS_SNOWFLAKE_ACCOUNTS"),
+        ):
+            if attr not in kwargs and env.get(variable):
+                kwargs[attr] = _template_from_workspaces(env[variable], variable)
         for attr, name in (
             ("reuse_margin", "REUSE_MARGIN"),
             ("id_token_margin", "ID_TOKEN_MARGIN"),
@@ -215,6 +296,7 @@ class BrokerConfig:
             ("federated_assertion_lifetime", "FEDERATED_ASSERTION_LIFETIME"),
             ("federated_key_rotation", "FEDERATED_KEY_ROTATION"),
             ("federated_key_publish_lead", "FEDERATED_KEY_PUBLISH_LEAD"),
+            ("gateway_token_lifetime", "GATEWAY_TOKEN_LIFETIME"),
         ):
             raw = get(name)
             if raw is not None:
@@ -229,21 +311,24 @@ class BrokerConfig:
         ]
         if missing:
             raise ConfigError("missing setting(s): " + ", ".join(missing))
+        if path:
+            try:
+                return cls(**kwargs)  # type: ignore[arg-type]
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
-def _check_host_template(name: str, template: object, example_label: str) -> None:
-    """A ``%``-template with one ``%s`` that lands in the host name (never the path)."""
-    if not isinstance(template, str) or template.count("%s") != 1 or template.count("%") != 1:
-        raise ConfigError(f"{name} must contain exactly one %s and no other %, got {template!r}")
-    example = template % example_label
-    _check_url(name, example, allow_path=False)
-    host = urlsplit(example).hostname or ""
-    if example_label not in host:
-        raise ConfigError(f"{name} must put the segment in the host name, got {template!r}")
+def _file_settings(path: str | None) -> dict[str, object]:
+    """The settings of the configuration file at ``path`` (none without one)."""
+    if not path:
+        return {}
+    from broker.config_file import load
+
+    return load(path)
 
 
-def _template_from_workspaces(value: str) -> str:
+def _template_from_workspaces(value: str, variable: str = "HARNESS_DATABRICKS_WORKSPACES") -> str:
     """``http://dbc-aaa.cloud.databricks.test,…`` → ``http://%s.cloud.databricks.test``.
 
     The harness env file lists workspace URLs rather than a template; the first label of the
@@ -253,6 +338,6 @@ def _template_from_workspaces(value: str) -> str:
     parts = urlsplit(first)
     label, dot, rest = (parts.hostname or "").partition(".")
     if parts.scheme not in ("http", "https") or not label or not dot:
-        raise ConfigError(f"HARNESS_DATABRICKS_WORKSPACES has no usable workspace URL: {first!r}")
+        raise ConfigError(f"{variable} has no usable URL: {first!r}")
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://%s.{rest}{port}"

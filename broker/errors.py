@@ -42,3 +42,7 @@ class OAuthError(Exception):
 def invalid_target(description: str) -> OAuthError:
     """RFC 8707 §2: the requested resource is invalid, unknown or malformed."""
     return OAuthError("invalid_target", description)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the setting and the reason."""

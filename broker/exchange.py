@@ -48,15 +48,15 @@ JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 class ExchangeHooks(Protocol):
     """Decisions a broker variant may override (see :mod:`broker.variants`)."""
 
-    def cache_key(self, workspace_host: str) -> str: ...
+    def cache_key(self, target: Target) -> str: ...
 
     def token_is_reusable(self, token: UpstreamToken, now: float) -> bool: ...
 
     def id_token_needs_refresh(self, id_token_expires_at: float, now: float) -> bool: ...
 
-    def exchange_scope(self) -> str: ...
+    def exchange_scope(self, target: Target) -> str: ...
 
-    def federated_exchange(self) -> bool: ...
+    def federated_exchange(self, target: Target | None = None) -> bool: ...
 
     def assertion_actor(self, client_id: str) -> dict[str, str] | None: ...
 
@@ -75,7 +75,6 @@ class WorkspaceTokens:
         audit: AuditLog,
         hooks: ExchangeHooks,
         clock: Callable[[], float],
-        scope: str,
         id_token_margin: float,
         issuer: BrokerIssuer | None = None,
         issuer_url: Callable[[], str | None] = lambda: None,
@@ -86,7 +85,6 @@ class WorkspaceTokens:
         self._audit = audit
         self._hooks = hooks
         self._clock = clock
-        self._scope = scope
         self._id_token_margin = id_token_margin
         self._issuer = issuer
         self._issuer_url = issuer_url
@@ -111,7 +109,7 @@ class WorkspaceTokens:
             return self._token_for(user_id, client_id, target)
 
     def _token_for(self, user_id: str, client_id: str, target: Target) -> UpstreamToken:
-        key = self._hooks.cache_key(target.workspace_host)
+        key = self._hooks.cache_key(target)
         stored = self._storage.get_upstream_token(user_id, key)
         now = self._clock()
         audit = {
@@ -201,7 +199,7 @@ class WorkspaceTokens:
     # -- the subject token ------------------------------------------------------------------
     def _subject_token(self, session: Session, client_id: str, target: Target) -> tuple[str, float]:
         """(token, its expiry): the Okta ID token (brokered) or the broker's assertion."""
-        if not self._hooks.federated_exchange():
+        if not self._hooks.federated_exchange(target):
             return session.id_token, session.id_token_expires_at
         issuer_url = self._issuer_url()
         if self._issuer is None or not issuer_url:
@@ -242,7 +240,7 @@ class WorkspaceTokens:
             "grant_type": TOKEN_EXCHANGE,
             "subject_token": subject_token,
             "subject_token_type": JWT_TOKEN_TYPE,
-            "scope": self._hooks.exchange_scope(),
+            "scope": self._hooks.exchange_scope(target),
         }
         try:
             body, response = post_form(self._http, target.token_url, form)

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from broker.errors import OAuthError
 from broker.http_util import json_response
-from broker.resources import RESOURCE_PATH_PREFIX, RESOURCE_PATH_SUFFIX, Target
+from broker.resources import RESOURCE_PATH_SUFFIX, Target
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -56,7 +56,9 @@ def authorization_server_document(broker: Broker, base: str) -> dict[str, Any]:
             "client_secret_post",
         ],
         "authorization_response_iss_parameter_supported": True,
-        "scopes_supported": [broker.config.databricks_scope],
+        "scopes_supported": list(
+            dict.fromkeys(s for u in broker.upstreams.values() for s in u.offered_scopes)
+        ),
     }
     if broker.client_metadata_documents_supported():
         document["client_id_metadata_document_supported"] = True
@@ -67,14 +69,11 @@ def protected_resource(broker: Broker, request: Request, raw_path: str) -> Respo
     """RFC 9728 document for ``/.well-known/oauth-protected-resource/v1/databricks-sql/<s>/mcp``."""
     base = broker.base(request)
     resource_path = raw_path[len(PRM_PREFIX) :]
-    if not (
-        resource_path.startswith(RESOURCE_PATH_PREFIX)
-        and resource_path.endswith(RESOURCE_PATH_SUFFIX)
-    ):
+    if not is_resource_path(broker, resource_path):
         return json_response({"error": "not_found", "error_description": "unknown resource"}, 404)
     resource = base + resource_path
     try:
-        broker.target(resource, base)
+        target = broker.target(resource, base)
     except OAuthError:
         return json_response({"error": "not_found", "error_description": "unknown resource"}, 404)
     if broker.resource_metadata_url(resource, base) is None:
@@ -83,7 +82,7 @@ def protected_resource(broker: Broker, request: Request, raw_path: str) -> Respo
         {
             "resource": resource,
             "authorization_servers": [base],
-            "scopes_supported": [broker.config.databricks_scope],
+            "scopes_supported": list(target.upstream.offered_scopes),
             "bearer_methods_supported": ["header"],
         },
         headers={"Cache-Control": "max-age=300"},
@@ -96,8 +95,11 @@ def resource_metadata_url(resource: str, base: str) -> str:
     return base + PRM_PREFIX + resource[len(base) :]
 
 
-def is_resource_path(path: str) -> bool:
-    return path.startswith(RESOURCE_PATH_PREFIX) and path.endswith(RESOURCE_PATH_SUFFIX)
+def is_resource_path(broker: Broker, path: str) -> bool:
+    """Whether ``path`` has the shape of one of the broker's resource URLs."""
+    return path.endswith(RESOURCE_PATH_SUFFIX) and any(
+        path.startswith(u.path_prefix) for u in broker.upstreams.values()
+    )
 
 
 def resource(broker: Broker, request: Request) -> Response:

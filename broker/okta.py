@@ -166,14 +166,18 @@ class OktaClient:
         )
         return self._tokens(body, nonce=nonce)
 
-    def refresh(self, refresh_token: str, *, expected_user: str) -> OktaTokens:
+    def refresh(
+        self, refresh_token: str, *, expected_user: str, scope: str | None = None
+    ) -> OktaTokens:
+        """Refresh at Okta. Without ``scope`` Okta grants what the login granted (a Snowflake
+        role scope included; naming OKTA_SCOPES would narrow it away); with one, a narrower
+        access token (RFC 6749 §6: a subset of the original grant), as session passthrough
+        needs for a one-role Snowflake token out of a login that granted several roles."""
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if scope:
+            form["scope"] = scope
         body, _ = post_form(
-            self._http,
-            self.discovery()["token_endpoint"],
-            # No ``scope``: Okta then grants what the login granted (a Snowflake role scope
-            # included); naming OKTA_SCOPES would narrow it away.
-            {"grant_type": "refresh_token", "refresh_token": refresh_token},
-            auth=self._basic(),
+            self._http, self.discovery()["token_endpoint"], form, auth=self._basic()
         )
         tokens = self._tokens(body, nonce=None)
         if tokens.user_id != expected_user:

@@ -17,15 +17,17 @@ stored per user under ``snowflake-<account host>`` (isolation like the Databrick
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import jwt
 
 from broker.audit import AuditLog
 from broker.errors import OAuthError
-from broker.okta import OktaTokens
+from broker.okta import OKTA_SCOPES, IdTokenError, OktaClient, OktaTokens
 from broker.resources import Target
 from broker.storage import Session, Storage, UpstreamToken, fingerprint
+from broker.upstream import UpstreamError
 
 if TYPE_CHECKING:
     from broker.exchange import WorkspaceTokens
@@ -83,7 +85,14 @@ def token_scopes(token: str) -> set[str]:
 
 
 class SessionPassthrough:
-    """Hands out the user's Okta access token for Snowflake resources (module docstring)."""
+    """Hands out the user's Okta access token for Snowflake resources (module docstring).
+
+    The role: the resource's ``role``, or the one the outbound policy chose among its
+    ``roles``. A login for a resource with several roles asked Okta for all of them; Snowflake
+    accepts one ``session:role:`` scope per token, so the broker narrows: it refreshes at Okta
+    with that one role scope (a subset of the grant, RFC 6749 §6) and keeps the one-role
+    token under :func:`role_key`.
+    """
 
     def __init__(
         self,
@@ -93,17 +102,21 @@ class SessionPassthrough:
         audit: AuditLog,
         hooks: PassthroughHooks,
         clock: Callable[[], float],
-        role: str,
+        okta: OktaClient,
     ) -> None:
         self._storage = storage
         self._tokens = tokens
         self._audit = audit
         self._hooks = hooks
         self._clock = clock
-        self.role = role
+        self._okta = okta
 
-    def token_for(self, user_id: str, client_id: str, target: Target) -> UpstreamToken:
-        """The token for ``user_id`` at a Snowflake ``target``; raises :class:`OAuthError`."""
+    def token_for(
+        self, user_id: str, client_id: str, target: Target, role: str | None = None
+    ) -> UpstreamToken:
+        """The token for ``user_id`` at a Snowflake ``target`` with ``role`` (default the
+        resource's); raises :class:`OAuthError`."""
+        role = role or target.upstream.role or ""
         audit = {
             "user_id": user_id,
             "client_id": client_id,
@@ -112,7 +125,7 @@ class SessionPassthrough:
         }
         with self._tokens.user_lock(user_id):
             try:
-                token, refreshed = self._token_for(user_id, target)
+                token, refreshed = self._token_for(user_id, target, role)
             except OAuthError as exc:
                 self._audit.record(outcome="error", detail=exc.description, **audit)
                 raise
@@ -120,13 +133,13 @@ class SessionPassthrough:
         self._audit.record(
             outcome="ok" if refreshed else "cached",
             detail=f"passed through Okta access token {fingerprint(token.access_token)} "
-            f"({'refreshed at Okta' if refreshed else 'from the session'}), "
+            f"with role {role} ({'refreshed at Okta' if refreshed else 'from the session'}), "
             f"expires in {int(token.expires_at - now)}s",
             **audit,
         )
         return token
 
-    def _token_for(self, user_id: str, target: Target) -> tuple[UpstreamToken, bool]:
+    def _token_for(self, user_id: str, target: Target, role: str) -> tuple[UpstreamToken, bool]:
         stored = self._storage.get_upstream_token(user_id, OKTA_ACCESS_KEY)
         refreshed = stored is None or not self._hooks.token_is_reusable(stored, self._clock())
         if refreshed:
@@ -141,16 +154,20 @@ class SessionPassthrough:
             raise OAuthError(
                 "invalid_grant", "the identity provider issued no access token; sign in again"
             )
-        wanted = role_scope(self.role)
-        if wanted not in token_scopes(stored.access_token):
+        wanted = role_scope(role)
+        scopes = token_scopes(stored.access_token)
+        if wanted not in scopes:
             raise OAuthError(
                 "invalid_scope",
                 f"the identity provider token lacks the {wanted} scope Snowflake needs; "
                 "sign in again for the Snowflake resource",
             )
+        if len([s for s in scopes if s.startswith(ROLE_SCOPE_PREFIX)]) > 1:
+            stored, narrowed = self._one_role_token(session, role)
+            refreshed = refreshed or narrowed
         token = UpstreamToken(
             user_id=user_id,
-            cache_key=f"snowflake-{target.workspace_host}",
+            cache_key=target.upstream.isolation_key(target.workspace_host),
             access_token=self._hooks.passthrough_token(session, stored.access_token),
             token_type="Bearer",
             expires_at=stored.expires_at,
@@ -158,3 +175,48 @@ class SessionPassthrough:
         )
         self._storage.put_upstream_token(token)
         return token, refreshed
+
+    def _one_role_token(self, session: Session, role: str) -> tuple[UpstreamToken, bool]:
+        """A one-role access token narrowed from the multi-role grant (stored or refreshed)."""
+        key = role_key(role)
+        stored = self._storage.get_upstream_token(session.user_id, key)
+        if stored is not None and self._hooks.token_is_reusable(stored, self._clock()):
+            return stored, False
+        if not session.okta_refresh_token:
+            raise OAuthError("invalid_grant", "no identity provider refresh token; sign in again")
+        scope = f"{OKTA_SCOPES} {role_scope(role)}"
+        try:
+            tokens = self._okta.refresh(
+                session.okta_refresh_token, expected_user=session.user_id, scope=scope
+            )
+        except UpstreamError as exc:
+            raise OAuthError(
+                "invalid_grant",
+                f"the identity provider refused a {role_scope(role)} token ({exc.summary()})",
+                request_id=exc.request_id,
+            ) from None
+        except IdTokenError as exc:
+            raise OAuthError(
+                "invalid_grant", f"the identity provider answered badly ({exc})"
+            ) from None
+        if tokens.refresh_token:
+            self._storage.upsert_session(
+                replace(session, okta_refresh_token=tokens.refresh_token, updated_at=self._clock())
+            )
+        if not tokens.access_token or tokens.access_expires_at is None:
+            raise OAuthError("invalid_grant", "the identity provider issued no access token")
+        token = UpstreamToken(
+            user_id=session.user_id,
+            cache_key=key,
+            access_token=tokens.access_token,
+            token_type="Bearer",
+            expires_at=tokens.access_expires_at,
+            workspace_host=self._okta.issuer,
+        )
+        self._storage.put_upstream_token(token)
+        return token, True
+
+
+def role_key(role: str) -> str:
+    """Storage key of the user's one-role Okta access token for ``role``."""
+    return f"{OKTA_ACCESS_KEY}:{role}"

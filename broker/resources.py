@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from broker.upstreams import Upstream
 
 RESOURCE_PATH_PREFIX = "/v1/databricks-sql/"
 #: Snowflake accounts (session passthrough, :mod:`broker.passthrough`); same raw-string rules.
@@ -35,14 +39,25 @@ class Target:
     segment: str
     workspace_url: str
     workspace_host: str
-    #: ``databricks`` (token exchange at the workspace) or ``snowflake`` (session passthrough:
-    #: ``workspace_url``/``workspace_host`` are then the account's).
-    kind: str = "databricks"
+    #: The resource family (its provider, flow, scopes, upstream MCP path).
+    upstream: Upstream
+
+    @property
+    def kind(self) -> str:
+        """``databricks`` (token exchange at the workspace) or ``snowflake`` (session
+        passthrough: ``workspace_url``/``workspace_host`` are then the account's)."""
+        return self.upstream.provider
 
     @property
     def token_url(self) -> str:
         """The workspace token-federation endpoint (vendor-fidelity §A.3)."""
         return f"{self.workspace_url}/oidc/v1/token"
+
+    @property
+    def mcp_url(self) -> str | None:
+        """The upstream MCP endpoint this resource fronts (gateway mode), if configured."""
+        path = self.upstream.mcp_path
+        return f"{self.workspace_url}{path}" if path else None
 
 
 def is_valid_segment(segment: str, pattern: re.Pattern[str]) -> bool:

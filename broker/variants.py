@@ -13,20 +13,24 @@ from typing import Any
 from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.errors import OAuthError
+from broker.resources import Target
 from broker.storage import AuthCode, Client, Session, UpstreamToken
+from broker.upstreams import Upstream
 
 
 class SharedCacheBroker(Broker):
     """One cache key for every workspace: a token of workspace A is served for workspace B."""
 
-    def cache_key(self, workspace_host: str) -> str:
+    def cache_key(self, target: Target) -> str:
         return "databricks-sql"
 
 
 class NoSegmentCheckBroker(Broker):
     """Any non-empty segment names a workspace (``evil``, ``dbc-a.evil.com``, …)."""
 
-    def is_valid_segment(self, segment: str) -> bool:
+    def is_valid_segment(self, segment: str, upstream: Upstream) -> bool:
+        if upstream.provider != "databricks":
+            return super().is_valid_segment(segment, upstream)
         return bool(segment)
 
 
@@ -62,7 +66,7 @@ class NoIdpRefreshBroker(Broker):
 class OverScopedBroker(Broker):
     """Asks the workspace for ``all-apis`` instead of the ``sql`` scope the resource needs."""
 
-    def exchange_scope(self) -> str:
+    def exchange_scope(self, target: Target) -> str:
         return "all-apis"
 
 
@@ -174,7 +178,7 @@ class NoActClaimBroker(Broker):
 class IgnoresFederatedFlowBroker(Broker):
     """Configured federated, still forwards the Okta ID token and publishes no issuer keys."""
 
-    def federated_exchange(self) -> bool:
+    def federated_exchange(self, target: Target | None = None) -> bool:
         return False
 
 
@@ -188,8 +192,10 @@ class LongLivedAssertionBroker(Broker):
 class NoAccountCheckBroker(Broker):
     """Any non-empty segment names a Snowflake account (``myorg-acct1.evil.com``, ``evil``)."""
 
-    def is_valid_account(self, account: str) -> bool:
-        return bool(account)
+    def is_valid_segment(self, segment: str, upstream: Upstream) -> bool:
+        if upstream.provider != "snowflake":
+            return super().is_valid_segment(segment, upstream)
+        return bool(segment)
 
 
 class PassthroughIdTokenBroker(Broker):

@@ -119,9 +119,10 @@ def test_target_lowercases_segment_into_host() -> None:
 
 def test_custom_pattern_still_requires_a_dns_label() -> None:
     broker = Broker(config(segment_pattern=".*"))
-    assert broker.is_valid_segment("anything-goes")
+    sql = broker.upstreams["databricks-sql"]
+    assert broker.is_valid_segment("anything-goes", sql)
     for bad in ("a.b", "a/b", "a\n", "a" * 64):
-        assert not broker.is_valid_segment(bad)
+        assert not broker.is_valid_segment(bad, sql)
 
 
 # -- config ------------------------------------------------------------------------------
@@ -303,12 +304,15 @@ def test_defects_and_factory() -> None:
         create_broker(config(), defect="nope")
     assert type(create_broker(config())) is Broker
     broken = create_broker(config(), defect="no-segment-check")
-    assert broken.is_valid_segment("evil")
+    assert broken.is_valid_segment("evil", broken.upstreams["databricks-sql"])
+    good = Broker(config())
+    a, b = good.target(resource("dbc-aaa"), BASE), good.target(resource("dbc-bbb"), BASE)
     shared = create_broker(config(), defect="shared-cache")
-    assert shared.cache_key("a") == shared.cache_key("b")
-    assert Broker(config()).cache_key("a") != Broker(config()).cache_key("b")
-    assert create_broker(config(), defect="over-scoped").exchange_scope() == "all-apis"
-    assert Broker(config()).exchange_scope() == "sql"
+    assert shared.cache_key(a) == shared.cache_key(b)
+    assert good.cache_key(a) != good.cache_key(b)
+    assert good.cache_key(a) == "databricks-sql-dbc-aaa.cloud.databricks.test"
+    assert create_broker(config(), defect="over-scoped").exchange_scope(a) == "all-apis"
+    assert good.exchange_scope(a) == "sql"
     assert not create_broker(config(), defect="no-idp-refresh").id_token_needs_refresh(0, 100)
     assert Broker(config()).id_token_needs_refresh(100, 50)
 
@@ -353,7 +357,7 @@ def test_as_metadata(server: BrokerServer, client: httpx.Client) -> None:
     assert doc["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert doc["response_types_supported"] == ["code"]
     assert doc["authorization_response_iss_parameter_supported"] is True
-    assert doc["scopes_supported"] == ["sql"]
+    assert doc["scopes_supported"] == ["sql", "genie", "vector-search", "unity-catalog"]
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
         "none",
         "client_secret_basic",

@@ -164,6 +164,9 @@ class CodeAndRefreshGrants(TokenIssuer):
                 nonce=None,
                 family=record.family,
                 previous=(value, record),
+                # RFC 6749 §6: a narrowed request narrows the access token, not the grant; the
+                # next refresh token may still ask for anything the user originally granted.
+                grant_scopes=list(record.scopes),
             )
 
     def _issue(
@@ -177,6 +180,7 @@ class CodeAndRefreshGrants(TokenIssuer):
         nonce: str | None,
         family: str,
         previous: tuple[str, RefreshToken] | None,
+        grant_scopes: list[str] | None = None,
     ) -> dict[str, Any]:
         """Mint the tokens of one grant; caller holds the lock."""
         access = self.mint_access_token(
@@ -205,7 +209,7 @@ class CodeAndRefreshGrants(TokenIssuer):
             )
         if "offline_access" in scopes:
             body["refresh_token"] = self._next_refresh_token(
-                family, client_id, user.id, scopes, server_id, auth_time, previous
+                family, client_id, user.id, grant_scopes or scopes, server_id, auth_time, previous
             )
         return body
 
