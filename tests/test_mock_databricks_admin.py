@@ -82,7 +82,7 @@ def test_create_workspace_then_use_it(
             {"name": "dbc-x", "workspace_id": "1", "settings": {"nope": 1}},
             "unknown setting 'nope'; known: token_lifetime_cap, skew, include_issued_token_type, "
             "subject_error_status, subject_error_code, code_lifetime, refresh_token_lifetime, "
-            "rotate_refresh_tokens, auto_login",
+            "rotate_refresh_tokens, auto_login, mcp_transport",
         ),
     ],
 )

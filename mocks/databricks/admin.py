@@ -33,6 +33,7 @@ from werkzeug.wrappers import Request, Response
 
 from mocks.core.admin import admin_params, bad_request, method_not_allowed, not_found
 from mocks.core.http import json_response
+from mocks.core.mcp import TRANSPORTS
 from mocks.databricks import policies as pol
 from mocks.databricks.models import ALLOWED_SCOPES, Authority, DatabricksAccount, Workspace
 
@@ -67,11 +68,15 @@ def _apply_settings(authority: Authority, settings: Any) -> str | None:
     """Validate every setting first, then apply them all (or none): an error text or None."""
     if not isinstance(settings, dict):
         return "'settings' must be an object"
+    known = type(authority).SETTINGS  # a workspace has more than the account authority
     for name, value in settings.items():
-        if name not in Authority.SETTINGS:
-            return f"unknown setting {name!r}; known: {', '.join(Authority.SETTINGS)}"
+        if name not in known:
+            return f"unknown setting {name!r}; known: {', '.join(known)}"
         current = getattr(authority, name)
-        if name == "auto_login":
+        if name == "mcp_transport":
+            if value not in TRANSPORTS:
+                return f"'mcp_transport' must be one of: {', '.join(TRANSPORTS)}"
+        elif name == "auto_login":
             if value is not None and not isinstance(value, str):
                 return "'auto_login' must be a user name or null"
         elif isinstance(current, bool):

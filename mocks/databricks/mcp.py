@@ -11,10 +11,11 @@ URL families and the OAuth scope each requires (``all-apis`` grants every one):
 ========================================================  ===============
 
 Both the old and new URL shapes are accepted (trailing object segment optional, the
-vector-search → ai-search rename). Transport is Streamable HTTP with JSON responses (POST
-only; GET answers 405, which clients treat as "no server-initiated stream"). Unauthenticated
-calls get 401 with a Bearer challenge; a token without the server's scope gets 403
-``PERMISSION_DENIED`` with an RFC 6750 ``insufficient_scope`` challenge naming the scope.
+vector-search → ai-search rename). Transport is Streamable HTTP (POST only; GET answers 405,
+which clients treat as "no server-initiated stream"), answers JSON, or one SSE event when the
+client accepts only ``text/event-stream`` or the workspace's ``mcp_transport`` is ``"sse"``.
+Unauthenticated calls get 401 with a Bearer challenge; a token without the server's scope gets
+403 ``PERMISSION_DENIED`` with an RFC 6750 ``insufficient_scope`` challenge naming the scope.
 Every tool call is recorded in the workspace's query history. Tool names other than
 ``execute_sql`` are this mock's choice (the real servers' names are not documented).
 """
@@ -138,15 +139,15 @@ def handle(
     server = resolve(family, args)
     if isinstance(server, Response):
         return server
-    message = jsonrpc.read_message(request, null_id_is_notification=True)
-    if isinstance(message, Response):
-        return message
 
     def call_tool(rpc_id: Any, params: dict[str, Any]) -> Response:
         return _call_tool(account, workspace, server, claims, principal, rpc_id, params)
 
-    return jsonrpc.dispatch(
-        message,
+    return jsonrpc.serve(
+        request,
+        null_id_is_notification=True,
+        transport=workspace.mcp_transport,
+        event_id=lambda: account.context.ids.token_hex(8),
         server_info={"name": f"databricks-{family}", "version": "0.1.0"},
         list_tools=lambda: list(server.tools.values()),
         call_tool=call_tool,

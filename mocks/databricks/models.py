@@ -247,6 +247,11 @@ class Workspace(Authority):
     name: str
     workspace_id: str
     query_history: list[QueryRecord] = field(default_factory=list)
+    #: How the managed MCP servers frame a JSON-RPC answer: ``json`` or ``sse`` (one event).
+    #: Which one real Databricks servers send is unverified; clients must accept both.
+    mcp_transport: str = "json"
+
+    SETTINGS: ClassVar[tuple[str, ...]] = (*Authority.SETTINGS, "mcp_transport")
 
 
 @dataclass(kw_only=True)

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from mocks.core.admin import admin_params, bad_request, method_not_allowed, not_found
 from mocks.core.http import json_response
+from mocks.core.mcp import TRANSPORTS
 from mocks.core.seed import IdSource
 from mocks.snowflake.models import (
     ANY_ROLE_MODES,
@@ -298,6 +299,8 @@ def _settings(
             raise Refused(f"setting {key!r} must be of type {expected.__name__}")
         if key == "token_exchange_path" and not str(value).startswith("/"):
             raise Refused("'token_exchange_path' must start with '/'")
+        if key == "mcp_transport" and value not in TRANSPORTS:
+            raise Refused(f"'mcp_transport' must be one of: {', '.join(TRANSPORTS)}")
     for key, value in params.items():
         setattr(account.settings, key, value)
     return json_response(asdict(account.settings))

@@ -1,13 +1,15 @@
 """The Snowflake-managed MCP server: ``/api/v2/databases/{db}/schemas/{schema}/mcp-servers/{name}``.
 
 JSON-RPC over POST (``initialize``, ``ping``, ``tools/list``, ``tools/call``; notifications get
-202), authenticated by ``Authorization: Bearer`` with a Snowflake OAuth token, an exchanged
-token or an External OAuth JWT (§B.6). The token's role decides everything: a role without
-USAGE on the server sees a 404 (Snowflake's "does not exist or not authorized"), and tools
-are listed and callable only for the roles granted on them. SQL tool calls land in the
-account's query history with the user and the role. An unauthenticated request gets 401 with
-``WWW-Authenticate: Bearer resource_metadata="…"``; the protected-resource metadata names the
-account as its authorization server (its exact JSON is unverified, §F).
+202; answers JSON, or one SSE event when the client accepts only ``text/event-stream`` or the
+account's ``mcp_transport`` setting is ``"sse"``), authenticated by ``Authorization: Bearer``
+with a Snowflake OAuth token, an exchanged token or an External OAuth JWT (§B.6). The token's
+role decides everything: a role without USAGE on the server sees a 404 (Snowflake's "does not
+exist or not authorized"), and tools are listed and callable only for the roles granted on
+them. SQL tool calls land in the account's query history with the user and the role. An
+unauthenticated request gets 401 with ``WWW-Authenticate: Bearer resource_metadata="…"``; the
+protected-resource metadata names the account as its authorization server (its exact JSON is
+unverified, §F).
 """
 
 from __future__ import annotations
@@ -100,15 +102,15 @@ def handle(
         return _error("002003", _missing(database, schema, name), 404)
     if request.method != "POST":
         return Response(status=405, headers={"Allow": "POST"}, content_type="application/json")
-    message = jsonrpc.read_message(request, null_id_is_notification=False)
-    if isinstance(message, Response):
-        return message
 
     def call_tool(rpc_id: Any, params: dict[str, Any]) -> Response:
         return _call_tool(account, server, identity, rpc_id, params)
 
-    return jsonrpc.dispatch(
-        message,
+    return jsonrpc.serve(
+        request,
+        null_id_is_notification=False,
+        transport=account.settings.mcp_transport,
+        event_id=lambda: account.context.ids.token_hex(8),
         server_info={"name": server.name, "version": "1.0.0"},
         list_tools=lambda: [_describe(t) for t in server.visible_tools(identity.role)],
         call_tool=call_tool,

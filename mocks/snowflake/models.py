@@ -65,6 +65,7 @@ class AccountSettings:
     role_mismatch_code: str = "390186"
     accept_account_url_audience: bool = True
     mcp_require_token_type_header: bool = False
+    mcp_transport: str = "json"  # MCP answers: "json", or "sse" (one event); unverified
     auto_approve: str | None = None  # a LOGIN_NAME /oauth/authorize signs in without the form
 
 
