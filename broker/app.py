@@ -11,29 +11,68 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import jwt
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from broker import authorize, consent, issuer, metadata, registration, token
 from broker.audit import AuditLog
 from broker.config import BrokerConfig
-from broker.errors import OAuthError, invalid_target
+from broker.errors import ConfigError, OAuthError, PolicyDenied, invalid_target
 from broker.exchange import WorkspaceTokens
 from broker.http_util import error_response, json_response
 from broker.issuer import BrokerIssuer
 from broker.okta import OktaClient
 from broker.passthrough import SessionPassthrough
+from broker.policy import Decision, PolicyEngine, PolicyError
 from broker.resources import Target, is_valid_segment, split_resource, workspace_for
 from broker.storage import AuthCode, Client, Session, Storage, UpstreamToken
 from broker.upstreams import Upstream
 
 log = logging.getLogger("broker")
+
+
+def _policy_engine(config: BrokerConfig) -> PolicyEngine:
+    """The configured policies compiled (a broken policy stops the start, naming file:line)."""
+    try:
+        if config.policy_inbound_rego is None and config.policy_outbound_rego is None:
+            return PolicyEngine.from_files(config.policy_inbound, config.policy_outbound)
+        return PolicyEngine(
+            config.policy_inbound_rego or _policy_source(config.policy_inbound, "inbound.rego"),
+            config.policy_outbound_rego or _policy_source(config.policy_outbound, "outbound.rego"),
+        )
+    except PolicyError as exc:
+        raise ConfigError(f"policy: {exc}") from None
+
+
+def _policy_source(path: str | None, default_name: str) -> str:
+    """The Rego source at ``path``, or the shipped default policy ``default_name``."""
+    if path is None:
+        path = os.path.join(os.path.dirname(__file__), "policies", default_name)
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def session_groups(session: Session | None) -> list[str]:
+    """The user's groups from the ID token of the session (Okta's ``groups`` claim), read
+    without verification: the broker verified the token when Okta issued it."""
+    if session is None:
+        return []
+    try:
+        claims = jwt.decode(session.id_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return []
+    groups = claims.get("groups")
+    return [str(g) for g in groups] if isinstance(groups, list) else []
+
 
 Handler = Callable[["Broker", Request], Response]
 
@@ -60,6 +99,8 @@ class Broker:
         self.storage = Storage(config.storage)
         #: One client for every upstream call; ``http`` lets tests inject a mock transport.
         self.http = http or httpx.Client(
+            # No cookies between upstream calls: the gateway relays answers of many users.
+            cookies=httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
             proxy=config.upstream_proxy,
             verify=(
                 ssl.create_default_context(cafile=config.upstream_ca_bundle)
@@ -77,12 +118,17 @@ class Broker:
             client_secret=config.okta_client_secret,
             clock=clock,
         )
-        self.audit = AuditLog(self.storage, clock)
+        self.audit = AuditLog(self.storage, clock, config.audit_log)
+        #: The Rego policy gate (:mod:`broker.policy`), compiled once at start-up.
+        self.policy = _policy_engine(config)
         #: The broker's own signing keys (federated exchange flow, :mod:`broker.issuer`).
         self.issuer = BrokerIssuer(
             self.storage,
             clock,
-            assertion_lifetime=config.federated_assertion_lifetime,
+            # Retired keys stay published as long as any token they signed can live.
+            assertion_lifetime=max(
+                config.federated_assertion_lifetime, config.gateway_token_lifetime
+            ),
             rotation_interval=config.federated_key_rotation,
             publish_lead=config.federated_key_publish_lead,
         )
@@ -171,6 +217,11 @@ class Broker:
         """What the MCP client receives as ``access_token``: the workspace token."""
         return token.access_token
 
+    def gateway_upstream_credential(self, token: UpstreamToken, client_token: str) -> str:
+        """What the gateway sends upstream: the upstream token, never the client's own token
+        (MCP "Token Passthrough", MC-03)."""
+        return token.access_token
+
     # -- hooks of the MCP authorization rules (MC-10, PK-02..PK-08, DC-03/04, MD-05) -------
     def authorization_server_metadata(self, base: str) -> dict[str, Any]:
         """The RFC 8414 document (MD-05/MC-07: ``code_challenge_methods_supported``)."""
@@ -243,6 +294,83 @@ class Broker:
         """The RFC 9728 metadata URL of a resource (the path-inserted form, §3.1), named in
         every 401 challenge at the resource (PR-04) and served by :mod:`broker.metadata`."""
         return metadata.resource_metadata_url(resource, base)
+
+    # -- policy gate (Rego, :mod:`broker.policy`) -----------------------------------------
+    def policy_allows(self, decision: Decision) -> bool:
+        """Whether a decision lets the request through: only an explicit allow; a policy
+        that could not be evaluated denies (fail closed)."""
+        return decision.allow and not decision.error
+
+    def policy_input(
+        self,
+        phase: str,
+        *,
+        user_id: str,
+        client_id: str,
+        target: Target,
+        tool: str | None = None,
+        arguments: object = None,
+    ) -> dict[str, Any]:
+        """The input document of both policies (the contract in :mod:`broker.policy`)."""
+        session = self.storage.get_session(user_id)
+        client = self.storage.get_client(client_id)
+        upstream = target.upstream
+        scope = self.exchange_scope(target) if upstream.provider == "databricks" else ""
+        return {
+            "phase": phase,
+            "user": {
+                "id": user_id,
+                "email": session.email if session else None,
+                "groups": session_groups(session),
+            },
+            "client": {
+                "id": client_id,
+                "name": (client.metadata.get("client_name") if client else None),
+            },
+            "tool": None if tool is None else {"name": tool, "arguments": arguments},
+            "upstream": {
+                "name": upstream.name,
+                "provider": upstream.provider,
+                "host": target.workspace_host,
+                "resource": target.resource,
+                "flow": upstream.flow,
+                "roles": list(upstream.roles),
+                "gateway": upstream.gateway,
+            },
+            "requested": {
+                "scope": scope.split(),
+                "audience": target.workspace_url,
+                "lifetime": self.assertion_lifetime(),
+            },
+            "time": self.clock(),
+        }
+
+    def inbound_gate(self, phase: str, **subject: Any) -> Decision:
+        """Evaluate the inbound policy; raise :class:`PolicyDenied` unless it allows."""
+        decision = self.policy.evaluate_inbound(self.policy_input(phase, **subject))
+        if not self.policy_allows(decision):
+            raise PolicyDenied(f"denied by policy: {decision.summary()}", decision.summary())
+        return decision
+
+    def exchange_policy(self, user_id: str, client_id: str, target: Target) -> Decision:
+        """The gate before every exchange or passthrough: inbound, then outbound (the
+        narrowing of scope, audience, lifetime and role); raises :class:`PolicyDenied`."""
+        subject: dict[str, Any] = {"user_id": user_id, "client_id": client_id, "target": target}
+        self.inbound_gate("exchange", **subject)
+        decision = self.policy.evaluate_outbound(self.policy_input("exchange", **subject))
+        if not self.policy_allows(decision):
+            raise PolicyDenied(f"denied by policy: {decision.summary()}", decision.summary())
+        return decision
+
+    def audit_token(self, user_id: str, client_id: str, target: Target, detail: str) -> None:
+        """An audit record for a token the broker issued itself (gateway mode)."""
+        from broker.exchange import audit_fields
+
+        self.audit.record(
+            outcome="ok",
+            detail=detail,
+            **{**audit_fields(self.storage, user_id, client_id, target, "token")},
+        )
 
     # -- shared helpers ------------------------------------------------------------------
     def base(self, request: Request) -> str:

@@ -39,6 +39,17 @@ class OAuthError(Exception):
         return body
 
 
+class PolicyDenied(OAuthError):
+    """The policy gate refused (or could not evaluate, failing closed): 403 ``access_denied``.
+
+    ``policy`` is the one-line decision summary kept in the audit record.
+    """
+
+    def __init__(self, description: str, policy: str) -> None:
+        super().__init__("access_denied", description, status=403)
+        self.policy = policy
+
+
 def invalid_target(description: str) -> OAuthError:
     """RFC 8707 §2: the requested resource is invalid, unknown or malformed."""
     return OAuthError("invalid_target", description)

@@ -26,15 +26,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from broker.audit import AuditLog
-from broker.errors import OAuthError
+from broker.errors import OAuthError, PolicyDenied
 from broker.issuer import BrokerIssuer
 from broker.okta import IdTokenError, OktaClient
 from broker.passthrough import remember_access_token
+from broker.policy import Decision
 from broker.resources import Target
 from broker.storage import Session, Storage, UpstreamToken, fingerprint
 from broker.upstream import UpstreamError, post_form, request_id_of, scrub
@@ -61,6 +62,8 @@ class ExchangeHooks(Protocol):
     def assertion_actor(self, client_id: str) -> dict[str, str] | None: ...
 
     def assertion_lifetime(self) -> float: ...
+
+    def exchange_policy(self, user_id: str, client_id: str, target: Target) -> Decision: ...
 
 
 class WorkspaceTokens:
@@ -95,6 +98,12 @@ class WorkspaceTokens:
         """The per-user lock (Okta refresh tokens rotate; also taken by session passthrough)."""
         return self._user_lock(user_id)
 
+    def check_session(self, user_id: str) -> Session:
+        """The user's session, refreshed at Okta when its ID token is near expiry: the broker
+        issues its own tokens only while the identity provider still vouches for the user."""
+        with self._user_lock(user_id):
+            return self._fresh_session(user_id)
+
     def fresh_session(self, user_id: str, *, force: bool = False) -> Session:
         """:meth:`_fresh_session` for callers holding :meth:`user_lock`."""
         return self._fresh_session(user_id, force=force)
@@ -112,12 +121,7 @@ class WorkspaceTokens:
         key = self._hooks.cache_key(target)
         stored = self._storage.get_upstream_token(user_id, key)
         now = self._clock()
-        audit = {
-            "user_id": user_id,
-            "client_id": client_id,
-            "resource": target.resource,
-            "workspace_host": target.workspace_host,
-        }
+        audit = audit_fields(self._storage, user_id, client_id, target, "exchange")
         if stored is not None and self._hooks.token_is_reusable(stored, now):
             self._audit.record(
                 outcome="cached",
@@ -126,15 +130,24 @@ class WorkspaceTokens:
                 **audit,
             )
             return stored
+        decision: Decision | None = None
         try:
+            # The policy gate runs before anything leaves the broker (fail closed).
+            decision = self._hooks.exchange_policy(user_id, client_id, target)
             session = self._fresh_session(user_id)
-            subject_token, subject_expires_at = self._subject_token(session, client_id, target)
+            subject_token, subject_expires_at = self._subject_token(
+                session, client_id, target, decision
+            )
             token, request_id = self._exchange(
-                session.user_id, subject_token, subject_expires_at, target, key
+                session.user_id, subject_token, subject_expires_at, target, key, decision
             )
         except OAuthError as exc:
             self._audit.record(
-                outcome="error", detail=exc.description, request_id=exc.request_id, **audit
+                outcome="denied" if isinstance(exc, PolicyDenied) else "error",
+                detail=exc.description,
+                request_id=exc.request_id,
+                policy=exc.policy if isinstance(exc, PolicyDenied) else _summary(decision),
+                **audit,
             )
             raise
         self._audit.record(
@@ -142,6 +155,7 @@ class WorkspaceTokens:
             detail=f"exchanged for {fingerprint(token.access_token)}, "
             f"expires in {int(token.expires_at - now)}s",
             request_id=request_id,
+            policy=_summary(decision),
             **audit,
         )
         return token
@@ -197,8 +211,11 @@ class WorkspaceTokens:
         return fresh
 
     # -- the subject token ------------------------------------------------------------------
-    def _subject_token(self, session: Session, client_id: str, target: Target) -> tuple[str, float]:
-        """(token, its expiry): the Okta ID token (brokered) or the broker's assertion."""
+    def _subject_token(
+        self, session: Session, client_id: str, target: Target, decision: Decision
+    ) -> tuple[str, float]:
+        """(token, its expiry): the Okta ID token (brokered) or the broker's assertion, whose
+        audience and lifetime the outbound policy may narrow."""
         if not self._hooks.federated_exchange(target):
             return session.id_token, session.id_token_expires_at
         issuer_url = self._issuer_url()
@@ -213,9 +230,9 @@ class WorkspaceTokens:
         assertion, claims = self._issuer.mint(
             issuer=issuer_url,
             subject=session.email,
-            audience=target.workspace_url,
+            audience=decision.audience or target.workspace_url,
             actor=self._hooks.assertion_actor(client_id),
-            lifetime=self._hooks.assertion_lifetime(),
+            lifetime=min(self._hooks.assertion_lifetime(), decision.lifetime or float("inf")),
         )
         log.info(
             "minted assertion %s for %s at %s (jti %s, %ss)",
@@ -235,12 +252,16 @@ class WorkspaceTokens:
         subject_expires_at: float,
         target: Target,
         key: str,
+        decision: Decision,
     ) -> tuple[UpstreamToken, str | None]:
+        scope = self._hooks.exchange_scope(target)
+        if decision.scope is not None:
+            scope = " ".join(decision.scope)  # the outbound policy narrowed it
         form = {
             "grant_type": TOKEN_EXCHANGE,
             "subject_token": subject_token,
             "subject_token_type": JWT_TOKEN_TYPE,
-            "scope": self._hooks.exchange_scope(target),
+            "scope": scope,
         }
         try:
             body, response = post_form(self._http, target.token_url, form)
@@ -275,6 +296,9 @@ class WorkspaceTokens:
             expires_at = subject_expires_at
         else:
             expires_at = self._clock() + expires_in
+        if decision.lifetime is not None:
+            # Outbound policy: the broker serves the token no longer than the policy allows.
+            expires_at = min(expires_at, self._clock() + decision.lifetime)
         if "issued_token_type" not in body:
             log.info("upstream %s answered without issued_token_type (tolerated)", host)
         token = UpstreamToken(
@@ -287,6 +311,26 @@ class WorkspaceTokens:
         )
         self._storage.put_upstream_token(token)
         return token, request_id
+
+
+def audit_fields(
+    storage: Storage, user_id: str, client_id: str, target: Target, event: str
+) -> dict[str, Any]:
+    """The who/what of an audit record about ``target``."""
+    session = storage.get_session(user_id)
+    return {
+        "user_id": user_id,
+        "user_email": session.email if session is not None else None,
+        "client_id": client_id,
+        "resource": target.resource,
+        "workspace_host": target.workspace_host,
+        "upstream": target.upstream.name,
+        "event": event,
+    }
+
+
+def _summary(decision: Decision | None) -> str | None:
+    return decision.summary() if decision is not None else None
 
 
 def _seconds(value: object) -> float | None:

@@ -60,6 +60,7 @@ RETURNED_RESPONSE_HEADERS = (
     "Retry-After",
 )
 METHODS = ("POST", "GET", "DELETE")
+MAX_BODY = 1 << 20
 EVENT_STREAM = "text/event-stream"
 INVALID_REQUEST = -32600
 INTERNAL_ERROR = -32603
@@ -89,7 +90,8 @@ def forward_mcp(
     upstream_url: str,
     upstream_token: str,
     *,
-    max_body: int = 1 << 20,
+    max_body: int = MAX_BODY,
+    body: bytes | None = None,
 ) -> Response:
     """Relay one MCP request to ``upstream_url`` with ``upstream_token``; the upstream's answer.
 
@@ -109,12 +111,11 @@ def forward_mcp(
     url = httpx.URL(upstream_url)
     if url.userinfo:
         raise ValueError("upstream_url must not carry credentials")
-    body = b""
-    if request.method == "POST":
-        read = _read_body(request, max_body)
-        if read is None:
-            return _rpc_error(413, INVALID_REQUEST, f"request body exceeds {max_body} bytes")
-        body = read
+    if request.method == "POST" and body is None:
+        body = read_body(request, max_body)
+        if body is None:
+            return too_large(max_body)
+    body = body or b""
     headers = [
         (name, value)
         for name in FORWARDED_REQUEST_HEADERS
@@ -167,6 +168,10 @@ def forward_mcp(
     del response.headers["Content-Type"]  # werkzeug's default; only the upstream's counts
     response.headers.extend(returned)
     response.headers["Cache-Control"] = "no-store"
+    request_id = request_id_of(upstream)
+    if request_id:
+        # For the audit record and for the user's support ticket at the platform.
+        response.headers["X-Upstream-Request-Id"] = request_id
     return response
 
 
@@ -201,7 +206,12 @@ def _is_event_stream(upstream: httpx.Response) -> bool:
     return mimetype == EVENT_STREAM
 
 
-def _read_body(request: Request, max_body: int) -> bytes | None:
+def too_large(max_body: int) -> Response:
+    """413 for a request body over the limit (nothing was sent upstream)."""
+    return _rpc_error(413, INVALID_REQUEST, f"request body exceeds {max_body} bytes")
+
+
+def read_body(request: Request, max_body: int = 1 << 20) -> bytes | None:
     """The request body, or None when it is larger than ``max_body`` (nothing more is read)."""
     length = request.content_length
     if length is not None:

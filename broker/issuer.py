@@ -211,12 +211,23 @@ class BrokerIssuer:
         }
         if actor is not None:
             claims["act"] = actor
+        return self.sign(claims, typ="JWT"), claims
+
+    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
+        """``claims`` signed with the current signing key (header ``kid`` and ``typ``)."""
         with self._lock:
-            key = self._signing_key(now)
-        token = jwt.encode(
-            claims, key.private, algorithm=ALGORITHM, headers={"kid": key.record.kid, "typ": "JWT"}
+            key = self._signing_key(self._clock())
+        return jwt.encode(
+            claims, key.private, algorithm=ALGORITHM, headers={"kid": key.record.kid, "typ": typ}
         )
-        return token, claims
+
+    def verification_key(self, kid: object) -> ec.EllipticCurvePublicKey | None:
+        """The public key published under ``kid`` (None for an unknown or retired one)."""
+        with self._lock:
+            for key in self._maintain(self._clock()):
+                if key.record.kid == kid:
+                    return key.private.public_key()
+        return None
 
 
 # -- endpoints -------------------------------------------------------------------------------

@@ -4,11 +4,12 @@ and the broker's resource URLs themselves.
 The protected-resource document is only served for resources this broker would accept, so a
 client that probes ``…/evil/mcp`` learns it is not ours instead of being sent to log in.
 
-A resource URL (``<broker>/v1/databricks-sql/<segment>/mcp``) is where an MCP client starts:
+A resource URL (``<broker>/v1/<upstream>/<segment>/mcp``) is where an MCP client starts:
 without a token it answers 401 with ``WWW-Authenticate: Bearer resource_metadata="…"`` (RFC 9728
-§5.1, PR-04), the path-inserted metadata URL. The broker does not forward MCP requests (the
-MCP server lives on the workspace, and the access token handed out IS the workspace token), so
-a request that carries a token is answered 501 ``not_implemented`` naming the workspace's MCP
+§5.1, PR-04), the path-inserted metadata URL. An upstream in gateway mode is served by
+:mod:`broker.resource_server`. Otherwise the broker does not forward MCP requests (the MCP
+server lives on the workspace, and the access token handed out IS the workspace token), so a
+request that carries a token is answered 501 ``not_implemented`` naming the upstream's MCP
 endpoint, instead of a 401 that would send a well-behaved client round the login loop again.
 """
 
@@ -114,6 +115,10 @@ def resource(broker: Broker, request: Request) -> Response:
     authorization = request.headers.get("Authorization", "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
+        if target.upstream.gateway:
+            from broker import resource_server
+
+            return resource_server.serve(broker, request, target, credentials.strip())
         return _not_served(target)
     metadata_url = broker.resource_metadata_url(resource_url, base)
     challenge = "Bearer" + (f' resource_metadata="{metadata_url}"' if metadata_url else "")
@@ -129,8 +134,8 @@ def _not_served(target: Target) -> Response:
     return json_response(
         {
             "error": "not_implemented",
-            "error_description": "this broker does not forward MCP requests; the workspace "
-            f"serves this MCP server at {target.workspace_url}/api/2.0/mcp/sql",
+            "error_description": "this broker does not forward MCP requests for this resource; "
+            f"the upstream serves it at {target.mcp_url or target.workspace_url}",
         },
         501,
     )

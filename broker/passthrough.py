@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import jwt
 
 from broker.audit import AuditLog
-from broker.errors import OAuthError
+from broker.errors import OAuthError, PolicyDenied
 from broker.okta import OKTA_SCOPES, IdTokenError, OktaClient, OktaTokens
+from broker.policy import Decision
 from broker.resources import Target
 from broker.storage import Session, Storage, UpstreamToken, fingerprint
 from broker.upstream import UpstreamError
@@ -43,6 +44,8 @@ class PassthroughHooks(Protocol):
     def token_is_reusable(self, token: UpstreamToken, now: float) -> bool: ...
 
     def passthrough_token(self, session: Session, okta_access_token: str) -> str: ...
+
+    def exchange_policy(self, user_id: str, client_id: str, target: Target) -> Decision: ...
 
 
 def role_scope(role: str) -> str:
@@ -116,25 +119,36 @@ class SessionPassthrough:
     ) -> UpstreamToken:
         """The token for ``user_id`` at a Snowflake ``target`` with ``role`` (default the
         resource's); raises :class:`OAuthError`."""
-        role = role or target.upstream.role or ""
-        audit = {
-            "user_id": user_id,
-            "client_id": client_id,
-            "resource": target.resource,
-            "workspace_host": target.workspace_host,
-        }
+        from broker.exchange import audit_fields
+
+        audit = audit_fields(self._storage, user_id, client_id, target, "passthrough")
+        decision: Decision | None = None
         with self._tokens.user_lock(user_id):
             try:
+                # The policy gate runs first; it may choose the role among the resource's.
+                decision = self._hooks.exchange_policy(user_id, client_id, target)
+                role = decision.role or role or target.upstream.role or ""
                 token, refreshed = self._token_for(user_id, target, role)
             except OAuthError as exc:
-                self._audit.record(outcome="error", detail=exc.description, **audit)
+                denied = isinstance(exc, PolicyDenied)
+                self._audit.record(
+                    outcome="denied" if denied else "error",
+                    detail=exc.description,
+                    policy=exc.policy
+                    if isinstance(exc, PolicyDenied)
+                    else (decision.summary() if decision else None),
+                    **audit,
+                )
                 raise
         now = self._clock()
+        if decision.lifetime is not None and token.expires_at > now + decision.lifetime:
+            token = replace(token, expires_at=now + decision.lifetime)
         self._audit.record(
             outcome="ok" if refreshed else "cached",
             detail=f"passed through Okta access token {fingerprint(token.access_token)} "
             f"with role {role} ({'refreshed at Okta' if refreshed else 'from the session'}), "
             f"expires in {int(token.expires_at - now)}s",
+            policy=decision.summary(),
             **audit,
         )
         return token

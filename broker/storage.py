@@ -100,7 +100,12 @@ CREATE TABLE IF NOT EXISTS audit (
     workspace_host TEXT,
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL,
-    request_id TEXT
+    request_id TEXT,
+    event TEXT,
+    upstream TEXT,
+    tool TEXT,
+    policy TEXT,
+    user_email TEXT
 );
 CREATE TABLE IF NOT EXISTS signing_keys (
     kid TEXT PRIMARY KEY,
@@ -109,6 +114,9 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     active_from REAL NOT NULL
 );
 """
+
+#: Audit columns added after the first schema (see :meth:`Storage._migrate`).
+AUDIT_COLUMNS = ("event", "upstream", "tool", "policy", "user_email")
 
 TABLES = (
     "clients",
@@ -236,6 +244,15 @@ class Storage:
         if path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the audit columns a database made by an older broker lacks (no data is lost)."""
+        with self._lock:
+            have = {row["name"] for row in self._conn.execute("PRAGMA table_info(audit)")}
+            for column in AUDIT_COLUMNS:
+                if column not in have:
+                    self._conn.execute(f"ALTER TABLE audit ADD COLUMN {column} TEXT")
 
     # -- plumbing ----------------------------------------------------------------------
     @contextmanager
@@ -477,6 +494,16 @@ class Storage:
             )
         return True
 
+    def family_revoked(self, family_id: str) -> bool:
+        """Whether a grant family was revoked (code replay, refresh reuse): its access tokens
+        stop working at the gateway too (PK-05)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM refresh_tokens WHERE family_id = ? AND state = 'revoked' LIMIT 1",
+                (family_id,),
+            ).fetchone()
+        return row is not None
+
     def revoke_family(self, family_id: str) -> None:
         with self._tx() as conn:
             conn.execute(
@@ -484,6 +511,14 @@ class Storage:
             )
 
     # -- upstream (workspace) tokens ---------------------------------------------------
+    def delete_upstream_token(self, user_id: str, cache_key: str) -> None:
+        """Forget one stored upstream token (the upstream refused it)."""
+        with self._tx() as conn:
+            conn.execute(
+                "DELETE FROM upstream_tokens WHERE user_id = ? AND cache_key = ?",
+                (user_id, cache_key),
+            )
+
     def get_upstream_token(self, user_id: str, cache_key: str) -> UpstreamToken | None:
         row = self._one(
             "SELECT * FROM upstream_tokens WHERE user_id = ? AND cache_key = ?",
@@ -530,7 +565,8 @@ class Storage:
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO audit (time, user_id, client_id, resource, workspace_host, "
-                "outcome, detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "outcome, detail, request_id, event, upstream, tool, policy, user_email) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record["time"],
                     record.get("user_id"),
@@ -540,6 +576,7 @@ class Storage:
                     record["outcome"],
                     record.get("detail", ""),
                     record.get("request_id"),
+                    *(record.get(c) for c in AUDIT_COLUMNS),
                 ),
             )
 

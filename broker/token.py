@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
 
+from broker import access_tokens
 from broker.errors import OAuthError
 from broker.http_util import json_response, single_params
 from broker.okta import s256
@@ -38,6 +39,7 @@ class Grant:
     client: Client
     user_id: str
     scope: str
+    family_id: str
 
 
 def token(broker: Broker, request: Request) -> Response:
@@ -151,7 +153,8 @@ def _authorization_code(
     )
     return _issue(
         broker,
-        Grant(client, record.user_id, record.scope),
+        request,
+        Grant(client, record.user_id, record.scope, family_id),
         target,
         refresh[0],
         lambda: broker.storage.add_refresh_token(refresh[1]),
@@ -188,7 +191,8 @@ def _refresh_token(
             broker.storage.revoke_family(record.family_id)
             raise OAuthError("invalid_grant", "the refresh token was used concurrently")
 
-    return _issue(broker, Grant(client, record.user_id, record.scope), target, value, rotate)
+    grant = Grant(client, record.user_id, record.scope, record.family_id)
+    return _issue(broker, request, grant, target, value, rotate)
 
 
 def _new_refresh_token(
@@ -209,25 +213,47 @@ def _new_refresh_token(
 
 def _issue(
     broker: Broker,
+    request: Request,
     grant: Grant,
     target: Target,
     refresh_value: str,
     commit_refresh: Callable[[], None],
 ) -> Response:
-    """Get the workspace token, then commit the refresh token and answer.
+    """Pass the policy gate, get the token, then commit the refresh token and answer.
 
-    The upstream exchange runs before the refresh token is committed, so a transient upstream
-    failure does not burn the client's refresh token.
+    Token mode hands out the upstream token (exchanged, or passed through); gateway mode
+    hands out the broker's own access token for the resource (:mod:`broker.access_tokens`)
+    after checking that the identity provider still vouches for the user, and exchanges
+    lazily at the first tool call. Either way the upstream work runs before the refresh
+    token is committed, so a transient upstream failure does not burn the client's refresh
+    token.
     """
-    source = broker.passthrough if target.kind == "snowflake" else broker.tokens
-    upstream = source.token_for(grant.user_id, grant.client.client_id, target)
-    commit_refresh()
+    broker.inbound_gate(
+        "token", user_id=grant.user_id, client_id=grant.client.client_id, target=target
+    )
     now = broker.clock()
+    if target.upstream.gateway:
+        broker.tokens.check_session(grant.user_id)
+        access_token, expires_at = access_tokens.mint(
+            broker,
+            issuer=broker.base(request),
+            resource=target.resource,
+            user_id=grant.user_id,
+            client_id=grant.client.client_id,
+            scope=grant.scope,
+            family_id=grant.family_id,
+        )
+        broker.audit_token(grant.user_id, grant.client.client_id, target, "gateway token issued")
+    else:
+        source = broker.passthrough if target.kind == "snowflake" else broker.tokens
+        upstream = source.token_for(grant.user_id, grant.client.client_id, target)
+        access_token, expires_at = broker.access_token_for_client(upstream), upstream.expires_at
+    commit_refresh()
     return json_response(
         {
-            "access_token": broker.access_token_for_client(upstream),
+            "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": max(0, int(upstream.expires_at - now)),
+            "expires_in": max(0, int(expires_at - now)),
             "scope": grant.scope,
             "refresh_token": refresh_value,
         }

@@ -328,7 +328,8 @@ def test_sse_events_are_relayed_as_they_arrive(
         "mcp-protocol-version": "2025-11-25",
         "x-accel-buffering": "no",
         "cache-control": "no-store",
-    }  # no Set-Cookie, no upstream-only headers
+        "x-upstream-request-id": response.headers["X-Upstream-Request-Id"],
+    }  # no Set-Cookie, no upstream-only headers (the request id is the broker's, for audit)
     chunks: Iterator[bytes] = iter(response.response)  # type: ignore[arg-type]
     first = next(chunks)
     assert b"id: e1" in first and b"e2" not in first  # delivered while the upstream waits

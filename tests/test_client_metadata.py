@@ -511,8 +511,8 @@ def test_resource_with_a_token_is_not_served_here(sandbox: Sandbox, start: Any) 
     assert response.status_code == 501
     assert response.json() == {
         "error": "not_implemented",
-        "error_description": "this broker does not forward MCP requests; the workspace serves "
-        "this MCP server at http://dbc-aaa.cloud.databricks.test/api/2.0/mcp/sql",
+        "error_description": "this broker does not forward MCP requests for this resource; "
+        "the upstream serves it at http://dbc-aaa.cloud.databricks.test/api/2.0/mcp/sql",
     }
     empty = httpx.get(server.url + RESOURCE, headers={"Authorization": "Bearer"})
     assert empty.status_code == 401
