@@ -30,7 +30,7 @@ from broker.errors import ConfigError, OAuthError, PolicyDenied, invalid_target
 from broker.exchange import WorkspaceTokens
 from broker.http_util import error_response, json_response
 from broker.issuer import BrokerIssuer
-from broker.okta import OktaClient
+from broker.okta import OKTA_SCOPES, OktaClient
 from broker.passthrough import SessionPassthrough
 from broker.policy import Decision, PolicyEngine, PolicyError
 from broker.resources import Target, is_valid_segment, split_resource, workspace_for
@@ -117,6 +117,7 @@ class Broker:
             client_id=config.okta_client_id,
             client_secret=config.okta_client_secret,
             clock=clock,
+            scopes=OKTA_SCOPES + (" groups" if config.okta_groups_scope else ""),
         )
         self.audit = AuditLog(self.storage, clock, config.audit_log)
         #: The Rego policy gate (:mod:`broker.policy`), compiled once at start-up.
@@ -216,6 +217,19 @@ class Broker:
     def access_token_for_client(self, token: UpstreamToken) -> str:
         """What the MCP client receives as ``access_token``: the workspace token."""
         return token.access_token
+
+    def gateway_token_audience(self, resource: str, issuer: str) -> str:
+        """The ``aud`` of a gateway access token: exactly the resource (RFC 8707)."""
+        return resource
+
+    def gateway_token_checks(self) -> frozenset[str]:
+        """What the gateway verifies beyond the signature and issuer: the audience is this
+        resource, the token has not expired (MC-02)."""
+        return frozenset({"aud", "exp"})
+
+    def required_scopes(self, target: Target, tool: str | None) -> tuple[str, ...]:
+        """The broker scopes a gateway call needs: the resource's and the tool's (MC-06)."""
+        return target.upstream.required_scopes(tool)
 
     def gateway_upstream_credential(self, token: UpstreamToken, client_token: str) -> str:
         """What the gateway sends upstream: the upstream token, never the client's own token

@@ -102,6 +102,9 @@ class BrokerConfig:
     policy_outbound: str | None = None
     policy_inbound_rego: str | None = None
     policy_outbound_rego: str | None = None
+    #: Ask Okta for the ``groups`` scope too (the ``groups`` claim the policies read); off by
+    #: default because an Okta authorization server without that scope refuses the login.
+    okta_groups_scope: bool = False
     #: JSON-lines audit log file (one record per decision), besides the SQLite audit table.
     audit_log: str | None = None
 
@@ -155,6 +158,10 @@ class BrokerConfig:
             raise ConfigError(
                 "gateway_token_lifetime must be between 1 second and a day, "
                 f"got {self.gateway_token_lifetime!r}"
+            )
+        if not isinstance(self.okta_groups_scope, bool):
+            raise ConfigError(
+                f"okta_groups_scope must be true or false, got {self.okta_groups_scope!r}"
             )
         self._check_federation()
         self._check_files()
@@ -281,6 +288,11 @@ class BrokerConfig:
             value = get(name, *aliases)
             if value is not None:
                 kwargs[attr] = value
+        groups = get("OKTA_GROUPS_SCOPE")
+        if groups is not None:
+            if groups.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"BROKER_OKTA_GROUPS_SCOPE must be true or false, got {groups!r}")
+            kwargs["okta_groups_scope"] = groups.lower() in ("true", "1", "yes")
         kwargs = {**file_settings, **kwargs}
         for attr, variable in (
             ("databricks_host_template", "HARNESS_DATABRICKS_WORKSPACES"),

@@ -68,8 +68,11 @@ class OktaClient:
         client_id: str,
         client_secret: str,
         clock: Callable[[], float],
+        scopes: str = OKTA_SCOPES,
     ) -> None:
         self._http = http
+        #: What a login asks for (plus the resource's extra scopes, e.g. Snowflake roles).
+        self.scopes = scopes
         self.issuer = issuer
         self.client_id = client_id
         self._client_secret = client_secret
@@ -135,7 +138,7 @@ class OktaClient:
         params = {
             "client_id": self.client_id,
             "response_type": "code",
-            "scope": f"{OKTA_SCOPES} {extra_scopes}".strip(),
+            "scope": f"{self.scopes} {extra_scopes}".strip(),
             "redirect_uri": redirect_uri,
             "state": state,
             "nonce": nonce,

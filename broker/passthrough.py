@@ -24,7 +24,7 @@ import jwt
 
 from broker.audit import AuditLog
 from broker.errors import OAuthError, PolicyDenied
-from broker.okta import OKTA_SCOPES, IdTokenError, OktaClient, OktaTokens
+from broker.okta import IdTokenError, OktaClient, OktaTokens
 from broker.policy import Decision
 from broker.resources import Target
 from broker.storage import Session, Storage, UpstreamToken, fingerprint
@@ -198,7 +198,7 @@ class SessionPassthrough:
             return stored, False
         if not session.okta_refresh_token:
             raise OAuthError("invalid_grant", "no identity provider refresh token; sign in again")
-        scope = f"{OKTA_SCOPES} {role_scope(role)}"
+        scope = f"{self._okta.scopes} {role_scope(role)}"
         try:
             tokens = self._okta.refresh(
                 session.okta_refresh_token, expected_user=session.user_id, scope=scope

@@ -59,7 +59,7 @@ def serve(broker: Broker, request: Request, target: Target, credentials: str) ->
     audit["event"] = "tool_call" if calls else "mcp"
     audit["tool"] = ",".join(tools) or None
     asked: list[str | None] = list(tools) or [None]
-    needed = tuple(dict.fromkeys(s for t in asked for s in _required(target, t)))
+    needed = tuple(dict.fromkeys(s for t in asked for s in _required(broker, target, t)))
     missing = [s for s in needed if s not in token.scopes]
     if missing:
         broker.audit.record(
@@ -146,8 +146,8 @@ def _upstream_token(
     return source.token_for(token.user_id, token.client_id, target)
 
 
-def _required(target: Target, tool: str | None) -> tuple[str, ...]:
-    return target.upstream.required_scopes(tool)
+def _required(broker: Broker, target: Target, tool: str | None) -> tuple[str, ...]:
+    return broker.required_scopes(target, tool)
 
 
 def tool_calls(body: bytes) -> list[tuple[str, Any]]:

@@ -18,7 +18,7 @@ first request with an attacker-chosen segment in a host name.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,8 +81,10 @@ class Upstream:
             )
         check_host_template(f"{where}.host_template", self.host_template)
         try:
-            re.compile(self.segment_pattern)
-        except (re.error, TypeError) as exc:
+            # Compiled as :attr:`segment_regex` compiles it; ``re`` raises more than re.error
+            # for some patterns (``a{4294967296}``: OverflowError; deep nesting: RecursionError).
+            re.compile(self.segment_pattern, re.IGNORECASE)
+        except (re.error, TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise ConfigError(
                 f"{where}.segment_pattern is not a valid regular expression: {exc}"
             ) from exc
@@ -149,7 +151,8 @@ class Upstream:
 def _tuple(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str) or not isinstance(value, Iterable):
+    # Lists only: a string would become its characters and a table its keys, silently.
+    if not isinstance(value, list | tuple):
         raise ConfigError(f"{where} must be a list, got {value!r}")
     return tuple(value)
 
@@ -174,7 +177,13 @@ def check_host_template(name: str, template: object, example_label: str = "seg-e
     if not isinstance(template, str) or template.count("%s") != 1 or template.count("%") != 1:
         raise ConfigError(f"{name} must contain exactly one %s and no other %, got {template!r}")
     example = template % example_label
-    parts = urlsplit(example)
+    try:
+        # urlsplit raises ValueError on a broken IPv6 bracket; .port on a bad port: checked
+        # here so such a template fails at start-up, not on the first request.
+        parts = urlsplit(example)
+        _ = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a valid URL ({exc}), got {template!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an absolute http(s) URL, got {template!r}")
     if parts.query or parts.fragment or "?" in example or "#" in example:
@@ -257,7 +266,8 @@ def merge_upstreams(
         enabled = settings.pop("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.{name}.enabled must be true or false")
-        unknown = sorted(set(settings) - UPSTREAM_FIELDS)
+        # str(): YAML keys need not be strings, and sorting 1 with "x" raises TypeError.
+        unknown = sorted(str(k) for k in set(settings) - UPSTREAM_FIELDS)
         if unknown:
             raise ConfigError(
                 f"{where}.{name}: unknown setting(s) {', '.join(unknown)}; known: "
@@ -274,12 +284,19 @@ def merge_upstreams(
                 raise ConfigError(f"{where}.{name}: no built-in {provider} upstream to extend")
             template = replace(base[seed], name=str(name), mcp_path=None, gateway=False)
             if provider == "snowflake":
-                template = replace(template, role=None, roles=())
+                # The built-in's role (``snowflake_role``) is a default to inherit; its roles
+                # are derived again from whatever role the new upstream ends up with.
+                template = replace(template, roles=())
         for key in ("scopes", "roles"):
             if key in settings and isinstance(settings[key], list):
                 settings[key] = tuple(settings[key])
         if "scope" in settings and "scopes" not in settings:
             settings["scopes"] = ()  # derived again from the new scope
+        if settings.get("provider", template.provider) != "snowflake":
+            # The Snowflake default role a built-in carries is no setting of the user's: it
+            # must not make ``provider = "databricks"`` fail with "role is a Snowflake setting".
+            settings.setdefault("role", None)
+            settings.setdefault("roles", ())
         if "role" in settings and "roles" not in settings:
             settings["roles"] = ()
         result[str(name)] = replace(template, name=str(name), **settings)

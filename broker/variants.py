@@ -13,6 +13,7 @@ from typing import Any
 from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.errors import OAuthError
+from broker.policy import Decision
 from broker.resources import Target
 from broker.storage import AuthCode, Client, Session, UpstreamToken
 from broker.upstreams import Upstream
@@ -205,6 +206,38 @@ class PassthroughIdTokenBroker(Broker):
         return session.id_token
 
 
+class PassthroughClientTokenBroker(Broker):
+    """The gateway forwards the MCP client's own token upstream (MCP "Token Passthrough")."""
+
+    def gateway_upstream_credential(self, token: UpstreamToken, client_token: str) -> str:
+        return client_token
+
+
+class PolicyFailOpenBroker(Broker):
+    """A policy that cannot be evaluated lets the request through (fail open)."""
+
+    def policy_allows(self, decision: Decision) -> bool:
+        return decision.allow or decision.error
+
+
+class LaxGatewayTokensBroker(Broker):
+    """Gateway tokens name the whole broker as audience and are accepted at any resource and
+    after they expired."""
+
+    def gateway_token_audience(self, resource: str, issuer: str) -> str:
+        return issuer
+
+    def gateway_token_checks(self) -> frozenset[str]:
+        return frozenset()
+
+
+class NoScopeChallengeBroker(Broker):
+    """The gateway checks only the resource's base scopes: any tool runs with them."""
+
+    def required_scopes(self, target: Target, tool: str | None) -> tuple[str, ...]:
+        return target.upstream.scopes
+
+
 VARIANTS: dict[str, type[Broker]] = {
     "shared-cache": SharedCacheBroker,
     "no-segment-check": NoSegmentCheckBroker,
@@ -220,6 +253,10 @@ VARIANTS: dict[str, type[Broker]] = {
     "no-resource-metadata": NoResourceMetadataBroker,
     "passthrough-id-token": PassthroughIdTokenBroker,
     "no-account-check": NoAccountCheckBroker,
+    "passthrough-client-token": PassthroughClientTokenBroker,
+    "policy-fail-open": PolicyFailOpenBroker,
+    "lax-gateway-tokens": LaxGatewayTokensBroker,
+    "no-scope-challenge": NoScopeChallengeBroker,
     "code-reuse": CodeReuseBroker,
     "no-consent": NoConsentBroker,
     "no-iss": NoIssBroker,

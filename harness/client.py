@@ -227,6 +227,7 @@ class McpClient:
         *,
         pkce: bool = True,
         consent: str = "approve",
+        scope: str | None = None,
     ) -> Authorization:
         """Run the authorization request to its response at the client's redirect URI.
 
@@ -243,6 +244,8 @@ class McpClient:
             "state": state,
             "resource": resource,
         }
+        if scope:
+            params["scope"] = scope
         if verifier is not None:
             params["code_challenge"] = create_s256_code_challenge(verifier)
             params["code_challenge_method"] = "S256"
@@ -372,7 +375,14 @@ class McpClient:
 
     # -- MCP ---------------------------------------------------------------------------
     def mcp_call(
-        self, url: str, token: str, method: str, params: dict[str, Any] | None, request_id: int
+        self,
+        url: str,
+        token: str,
+        method: str,
+        params: dict[str, Any] | None,
+        request_id: int,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
@@ -384,6 +394,7 @@ class McpClient:
             headers={
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json, text/event-stream",
+                **(headers or {}),
             },
         )
 

@@ -46,6 +46,15 @@ class ScenarioAbort(Exception):
     """Stop the remaining steps (the failure is already recorded as a check)."""
 
 
+#: The mock workspaces' managed MCP endpoint of each Databricks upstream (direct ``mcp`` steps).
+UPSTREAM_MCP_PATHS = {
+    "databricks-sql": "/api/2.0/mcp/sql",
+    "databricks-genie": "/api/2.0/mcp/genie",
+    "databricks-vector-search": "/api/2.0/mcp/vector-search/main/default",
+    "databricks-functions": "/api/2.0/mcp/functions/main/default",
+}
+
+
 def user_login(name: str) -> str:
     """``alice`` → ``alice@example.com`` for the sandbox users; logins pass through."""
     for login, *_ in defaults.USERS:
@@ -79,6 +88,14 @@ class ScenarioRunner:
                 "scenario needs the shared sandbox clock",
                 f"broker {self.target.spec} runs in another process and cannot share the "
                 "sandbox clock",
+            )
+        if "audit" in scenario.requires and self.target.audit_records() is None:
+            return _skipped(
+                result,
+                "AUDIT-01",
+                "scenario reads the broker's audit log",
+                f"broker {self.target.spec} keeps its audit log in its own process; the "
+                "harness reads the audit records of the reference broker only",
             )
         if scenario.broker_settings and not getattr(self.target, "can_configure", False):
             return _skipped(
@@ -141,6 +158,9 @@ class _Execution:
         self.sessions: dict[str, Session] = {}
         self.clients: dict[str, ClientRegistration] = {}
         self.marks: dict[str, int] = {"scenario": 0}
+        #: Audit record counts at each mark (``expect_audit since``).
+        self.audit_marks: dict[str, int] = {}
+        self.audit_start = len(runner.target.audit_records() or [])
         self.secrets: set[str] = set()
         self.saved_names: set[str] = set()
         self.step_start_seq = 0
@@ -269,9 +289,11 @@ class _Execution:
         if "resource_url" in spec:
             return str(self._render(spec["resource_url"]))
         if "snowflake" in spec:
-            return f"{self.target.url}/v1/snowflake/{self._render(spec['snowflake'])}/mcp"
+            upstream = self._render(spec.get("upstream", "snowflake"))
+            return f"{self.target.url}/v1/{upstream}/{self._render(spec['snowflake'])}/mcp"
+        upstream = self._render(spec.get("upstream", "databricks-sql"))
         segment = self._render(spec.get("workspace", spec.get("segment", "")))
-        return f"{self.target.url}/v1/databricks-sql/{segment}/mcp"
+        return f"{self.target.url}/v1/{upstream}/{segment}/mcp"
 
     def _step_exchanges(self) -> list[int]:
         return [e.seq for e in self.recorder.exchanges if e.step == self.recorder.step]
@@ -317,7 +339,7 @@ class _Execution:
         self, name: str | None, response: httpx.Response, label: str
     ) -> dict[str, Any]:
         try:
-            body = response.json()
+            body = response_json(response)
         except ValueError:
             body = None
         saved: dict[str, Any] = {"status": response.status_code, "json": body}
@@ -380,7 +402,7 @@ class _Execution:
         body: Any = None
         if any(k in expect for k in ("json", "json_absent", "claims")):
             try:
-                body = response.json()
+                body = response_json(response)
             except ValueError:
                 failures.append("the response body is not JSON")
                 return failures
@@ -461,6 +483,7 @@ class _Execution:
                 resource,
                 pkce=bool(spec.get("pkce", True)),
                 consent=str(spec.get("consent", "approve")),
+                scope=self._render(spec["scope"]) if "scope" in spec else None,
             )
         except (FlowError, httpx.HTTPError) as exc:
             self._flow_failed(f"login of {login}", exc, spec)
@@ -590,15 +613,21 @@ class _Execution:
 
     def _step_mcp(self, spec: dict[str, Any]) -> None:
         token = str(self._render(spec["token"]))
-        if "snowflake" in spec:
+        if spec.get("gateway"):
+            # the broker's own resource URL: the broker forwards to the upstream
+            url = self._resource(spec)
+            workspace: Any = None
+        elif "snowflake" in spec:
             # the account's managed MCP server (SALES.PUBLIC.SALES_MCP in the sandbox)
             server: Any = self.sandbox.snowflake_account(str(self._render(spec["snowflake"])))
             database, schema, name = defaults.SNOWFLAKE_MCP_SERVER
             url = f"{server.url}/api/v2/databases/{database}/schemas/{schema}/mcp-servers/{name}"
+            workspace = server
         else:
             server = self.sandbox.workspace(str(self._render(spec["workspace"])))
-            url = f"{server.url}/api/2.0/mcp/sql"
-        workspace = server
+            upstream = str(self._render(spec.get("upstream", "databricks-sql")))
+            url = f"{server.url}{UPSTREAM_MCP_PATHS.get(upstream, '/api/2.0/mcp/sql')}"
+            workspace = server
         self._rpc_id += 1
         try:
             response = self.client.mcp_call(
@@ -607,11 +636,13 @@ class _Execution:
                 str(self._render(spec["method"])),
                 self._render(spec.get("params")),
                 self._rpc_id,
+                headers=self._render(spec.get("headers")),
             )
         except httpx.HTTPError as exc:
             self._flow_failed("MCP call", exc, spec)
             return
-        self._save_response(spec.get("save"), response, f"MCP {spec['method']} at {workspace.host}")
+        where = workspace.host if workspace is not None else "the broker (gateway)"
+        self._save_response(spec.get("save"), response, f"MCP {spec['method']} at {where}")
         if "expect" in spec:
             self._check_response(spec["expect"], response, "MCP call")
 
@@ -651,7 +682,7 @@ class _Execution:
             method, f"{self.sandbox.admin_url}/{path}", json=spec.get("json"), timeout=10.0
         )
         try:
-            body = response.json()
+            body = response_json(response)
         except ValueError:
             body = {}
         if response.status_code >= 400:
@@ -665,6 +696,7 @@ class _Execution:
 
     def _step_mark(self, name: str) -> None:
         self.marks[name] = self.sandbox.journal.last_seq
+        self.audit_marks[name] = len(self.target.audit_records() or [])
 
     # -- steps: expectations ------------------------------------------------------------
     def _step_expect(self, spec: dict[str, Any]) -> None:
@@ -765,11 +797,59 @@ class _Execution:
                 )
         elif "count" in spec and len(history) != spec["count"]:
             failures.append(f"{len(history)} queries at {workspace.name}, expected {spec['count']}")
+        if "server" in spec:
+            history = [q for q in history if q.server == spec["server"]]
+            if not history:
+                failures.append(f"no query at {workspace.name} ran on the {spec['server']} server")
+        if "request_id" in spec:
+            ran = [q for q in history if q.request_id == spec["request_id"]]
+            if not ran:
+                failures.append(
+                    f"no query at {workspace.name} ran in upstream request {spec['request_id']}"
+                )
+            elif "user" in spec and any(_query_user(q) != user_login(spec["user"]) for q in ran):
+                failures.append(
+                    f"the query of request {spec['request_id']} ran as "
+                    f"{', '.join(sorted({_query_user(q) for q in ran}))}"
+                )
         if "only_user" in spec:
             others = sorted({_query_user(q) for q in history} - {user_login(spec["only_user"])})
             if others:
                 failures.append(f"queries at {workspace.name} ran as {', '.join(others)}")
         self._add_check(spec, failures, f"query history of {workspace.name}")
+
+    def _step_expect_audit(self, spec: dict[str, Any]) -> None:
+        """The broker's audit records since a mark (``since``; default the scenario start)
+        that contain ``match`` (subset): ``count``/``min``, ``has_request_id``, ``save``."""
+        spec = self._render(spec)
+        records = self.target.audit_records() or []
+        since_name = spec.get("since", "scenario")
+        if since_name != "scenario":
+            if since_name not in self.audit_marks:
+                raise TemplateError(f"expect_audit since: no mark named {since_name!r}")
+            records = records[self.audit_marks[since_name] :]
+        else:
+            records = records[self.audit_start :]
+        wanted = spec.get("match", {})
+        matching = [r for r in records if not _subset_failures(wanted, r, "audit")]
+        failures: list[str] = []
+        described = ", ".join(f"{k}={v}" for k, v in wanted.items()) or "any"
+        if "count" in spec and len(matching) != spec["count"]:
+            failures.append(
+                f"{len(matching)} audit record(s) with {described}, expected {spec['count']}"
+                + _audit_sample(records)
+            )
+        if "min" in spec and len(matching) < spec["min"]:
+            failures.append(
+                f"{len(matching)} audit record(s) with {described}, expected at least "
+                f"{spec['min']}" + _audit_sample(records)
+            )
+        if spec.get("has_request_id") and not any(r.get("request_id") for r in matching):
+            failures.append(f"no audit record with {described} names an upstream request id")
+        if spec.get("save") and matching:
+            self.context[spec["save"]] = dict(matching[-1])
+            self.saved_names.add(spec["save"])
+        self._add_check(spec, failures, "broker audit records")
 
     def _snowflake_query_history(self, spec: dict[str, Any]) -> None:
         """Query history of a Snowflake account: ``user`` is the Snowflake user name (ALICE),
@@ -789,6 +869,31 @@ class _Execution:
             if roles:
                 failures.append(f"queries {who}at {account.name} ran as role {', '.join(roles)}")
         self._add_check(spec, failures, f"query history of {account.name}")
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The JSON body, also of a Streamable HTTP answer framed as SSE (the ``data`` of its last
+    ``message`` event): scenarios expect the JSON-RPC message either way."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        data: list[str] = []
+        message: str | None = None
+        for line in [*response.text.splitlines(), ""]:
+            if line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+            elif not line and data:
+                message, data = "\n".join(data), []
+        if message is None:
+            raise ValueError("the event stream carries no message")
+        return json.loads(message)
+    return response.json()
+
+
+def _audit_sample(records: list[dict[str, Any]]) -> str:
+    shown = [
+        f"{r.get('event')}/{r.get('outcome')} tool={r.get('tool')} upstream={r.get('upstream')}"
+        for r in records[-4:]
+    ]
+    return f" (latest: {'; '.join(shown)})" if shown else " (no records)"
 
 
 def _location_failures(wanted: dict[str, Any], response: httpx.Response) -> list[str]:
@@ -829,7 +934,7 @@ def _as_list(value: Any) -> list[dict[str, Any]]:
 
 def _error_summary(response: httpx.Response) -> str:
     try:
-        body = response.json()
+        body = response_json(response)
     except ValueError:
         return ""
     if isinstance(body, dict) and "error" in body:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -43,6 +43,8 @@ class Target(Protocol):
     def stop(self) -> None: ...
 
     def drain_log(self) -> list[str]: ...
+
+    def audit_records(self) -> list[dict[str, Any]] | None: ...
 
 
 class LogCapture(logging.Handler):
@@ -153,6 +155,8 @@ class ReferenceTarget:
             databricks_host_template=values["databricks_host_template"],
             snowflake_host_template=values["snowflake_host_template"],
             storage=":memory:",
+            # the sandbox's Okta offers the groups scope: policies can read the groups claim
+            okta_groups_scope=True,
         )
         self.sandbox = sandbox
         self.base_config = config
@@ -189,6 +193,10 @@ class ReferenceTarget:
 
     def drain_log(self) -> list[str]:
         return self.log.drain()
+
+    def audit_records(self) -> list[dict[str, Any]] | None:
+        """The in-process broker's audit records, oldest first."""
+        return self.server.broker.audit_records()
 
     def stop(self) -> None:
         self.server.stop()
@@ -236,6 +244,10 @@ class UrlTarget:
     def drain_log(self) -> list[str]:
         """A broker in another process keeps its own log."""
         return []
+
+    def audit_records(self) -> list[dict[str, Any]] | None:
+        """A broker in another process keeps its own audit log (scenarios SKIP: AUDIT-01)."""
+        return None
 
 
 def _publishes_discovery(url: str) -> bool:

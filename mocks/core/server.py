@@ -32,6 +32,9 @@ from mocks.core.journal import Journal, make_entry
 from mocks.core.seed import IdSource, seeded_key
 from mocks.core.tls import SandboxCA
 
+#: WSGI environ key holding the journal request id of the request being handled.
+REQUEST_ID_ENVIRON = "mcp_harness.request_id"
+
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_harness/"
@@ -443,6 +446,9 @@ class SandboxServer:
             form=dict(form.items()) if form else {},
         )
         entry.request_id = self.context.ids.token_hex(16)
+        # Services record it with what they log (query histories), so a scenario can follow
+        # one request from the broker's audit through the journal to the platform's history.
+        request.environ[REQUEST_ID_ENVIRON] = entry.request_id
         journal.record(entry)
         service = self.service_for(host)
         if service is None:

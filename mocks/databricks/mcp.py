@@ -29,6 +29,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from mocks.core import mcp as jsonrpc
+from mocks.core.server import REQUEST_ID_ENVIRON
 from mocks.databricks import catalog
 from mocks.databricks.models import DatabricksAccount, Principal, Workspace
 from mocks.databricks.rest import authenticate, insufficient_scope, rest_error, token_scopes
@@ -141,7 +142,16 @@ def handle(
         return server
 
     def call_tool(rpc_id: Any, params: dict[str, Any]) -> Response:
-        return _call_tool(account, workspace, server, claims, principal, rpc_id, params)
+        return _call_tool(
+            account,
+            workspace,
+            server,
+            claims,
+            principal,
+            rpc_id,
+            params,
+            request.environ.get(REQUEST_ID_ENVIRON),
+        )
 
     return jsonrpc.serve(
         request,
@@ -162,6 +172,7 @@ def _call_tool(
     principal: Principal,
     rpc_id: Any,
     params: dict[str, Any],
+    request_id: str | None = None,
 ) -> Response:
     """Run a tool and record it in the workspace's query history under the token's principal."""
     name = params.get("name")
@@ -186,6 +197,7 @@ def _call_tool(
         "FINISHED" if ok else "FAILED",
         str(claims["jti"]),
         server.path,
+        request_id,
     )
     return jsonrpc.tool_result(rpc_id, payload, error=not ok)
 

@@ -132,6 +132,8 @@ class QueryRecord:
     status: str
     token_jti: str
     server: str = "sql"
+    #: The journal request id of the MCP call that ran it (the ``X-Request-Id`` answered).
+    request_id: str | None = None
 
 
 @dataclass
@@ -469,10 +471,11 @@ class DatabricksAccount:
         status: str,
         jti: str,
         server: str = "sql",
+        request_id: str | None = None,
     ) -> None:
         with self._lock:
             workspace.query_history.append(
-                QueryRecord(user, statement, self.now(), status, jti, server)
+                QueryRecord(user, statement, self.now(), status, jti, server, request_id)
             )
 
     def describe(self) -> dict[str, Any]:
