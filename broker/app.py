@@ -119,7 +119,7 @@ class Broker:
             clock=clock,
             scopes=OKTA_SCOPES + (" groups" if config.okta_groups_scope else ""),
         )
-        self.audit = AuditLog(self.storage, clock, config.audit_log)
+        self.audit = self.make_audit_log(config)
         #: The Rego policy gate (:mod:`broker.policy`), compiled once at start-up.
         self.policy = _policy_engine(config)
         #: The broker's own signing keys (federated exchange flow, :mod:`broker.issuer`).
@@ -310,6 +310,21 @@ class Broker:
         return metadata.resource_metadata_url(resource, base)
 
     # -- policy gate (Rego, :mod:`broker.policy`) -----------------------------------------
+    def snowflake_role(self, target: Target, decision: Decision) -> str:
+        """The role a Snowflake token carries: the outbound policy's choice among the
+        resource's roles, else the resource's own role."""
+        return decision.role or target.upstream.role or ""
+
+    def make_audit_log(self, config: BrokerConfig) -> AuditLog:
+        """The audit log: SQLite table plus the optional JSON-lines file."""
+        return AuditLog(self.storage, self.clock, config.audit_log)
+
+    def evaluate_policy(self, side: str, document: dict[str, Any]) -> Decision:
+        """One policy (``inbound`` or ``outbound``) on one input document."""
+        if side == "inbound":
+            return self.policy.evaluate_inbound(document)
+        return self.policy.evaluate_outbound(document)
+
     def policy_allows(self, decision: Decision) -> bool:
         """Whether a decision lets the request through: only an explicit allow; a policy
         that could not be evaluated denies (fail closed)."""
@@ -361,7 +376,7 @@ class Broker:
 
     def inbound_gate(self, phase: str, **subject: Any) -> Decision:
         """Evaluate the inbound policy; raise :class:`PolicyDenied` unless it allows."""
-        decision = self.policy.evaluate_inbound(self.policy_input(phase, **subject))
+        decision = self.evaluate_policy("inbound", self.policy_input(phase, **subject))
         if not self.policy_allows(decision):
             raise PolicyDenied(f"denied by policy: {decision.summary()}", decision.summary())
         return decision
@@ -371,19 +386,30 @@ class Broker:
         narrowing of scope, audience, lifetime and role); raises :class:`PolicyDenied`."""
         subject: dict[str, Any] = {"user_id": user_id, "client_id": client_id, "target": target}
         self.inbound_gate("exchange", **subject)
-        decision = self.policy.evaluate_outbound(self.policy_input("exchange", **subject))
+        decision = self.evaluate_policy("outbound", self.policy_input("exchange", **subject))
         if not self.policy_allows(decision):
             raise PolicyDenied(f"denied by policy: {decision.summary()}", decision.summary())
         return decision
 
-    def audit_token(self, user_id: str, client_id: str, target: Target, detail: str) -> None:
-        """An audit record for a token the broker issued itself (gateway mode)."""
+    def audit_token(
+        self,
+        user_id: str,
+        client_id: str,
+        target: Target,
+        detail: str,
+        *,
+        outcome: str = "ok",
+        policy: str | None = None,
+    ) -> None:
+        """An audit record of the token endpoint: a broker token issued (gateway mode), or a
+        token request the policy denied."""
         from broker.exchange import audit_fields
 
         self.audit.record(
-            outcome="ok",
+            outcome=outcome,
             detail=detail,
-            **{**audit_fields(self.storage, user_id, client_id, target, "token")},
+            policy=policy,
+            **audit_fields(self.storage, user_id, client_id, target, "token"),
         )
 
     # -- shared helpers ------------------------------------------------------------------

@@ -47,6 +47,8 @@ class PassthroughHooks(Protocol):
 
     def exchange_policy(self, user_id: str, client_id: str, target: Target) -> Decision: ...
 
+    def snowflake_role(self, target: Target, decision: Decision) -> str: ...
+
 
 def role_scope(role: str) -> str:
     """The Okta scope that makes Snowflake open the session with ``role``."""
@@ -127,7 +129,7 @@ class SessionPassthrough:
             try:
                 # The policy gate runs first; it may choose the role among the resource's.
                 decision = self._hooks.exchange_policy(user_id, client_id, target)
-                role = decision.role or role or target.upstream.role or ""
+                role = role or self._hooks.snowflake_role(target, decision)
                 token, refreshed = self._token_for(user_id, target, role)
             except OAuthError as exc:
                 denied = isinstance(exc, PolicyDenied)

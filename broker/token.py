@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from werkzeug.wrappers import Request, Response
 
 from broker import access_tokens
-from broker.errors import OAuthError
+from broker.errors import OAuthError, PolicyDenied
 from broker.http_util import json_response, single_params
 from broker.okta import s256
 from broker.resources import Target
@@ -228,9 +228,20 @@ def _issue(
     token is committed, so a transient upstream failure does not burn the client's refresh
     token.
     """
-    broker.inbound_gate(
-        "token", user_id=grant.user_id, client_id=grant.client.client_id, target=target
-    )
+    try:
+        broker.inbound_gate(
+            "token", user_id=grant.user_id, client_id=grant.client.client_id, target=target
+        )
+    except PolicyDenied as exc:
+        broker.audit_token(
+            grant.user_id,
+            grant.client.client_id,
+            target,
+            exc.description,
+            outcome="denied",
+            policy=exc.policy,
+        )
+        raise
     now = broker.clock()
     if target.upstream.gateway:
         broker.tokens.check_session(grant.user_id)

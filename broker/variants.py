@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from broker.app import Broker
+from broker.audit import AuditLog
 from broker.config import BrokerConfig
 from broker.errors import OAuthError
 from broker.policy import Decision
@@ -238,6 +239,33 @@ class NoScopeChallengeBroker(Broker):
         return target.upstream.scopes
 
 
+class NoPolicyBroker(Broker):
+    """The policies are never evaluated: everything is allowed, nothing narrowed."""
+
+    def evaluate_policy(self, side: str, document: dict[str, Any]) -> Decision:
+        return Decision(allow=True)
+
+
+class _NullAuditLog(AuditLog):
+    def record(self, **fields: Any) -> dict[str, Any]:
+        return {}
+
+
+class NoAuditBroker(Broker):
+    """Keeps no audit records: nobody can follow a request from the user to the query."""
+
+    def make_audit_log(self, config: BrokerConfig) -> AuditLog:
+        return _NullAuditLog(self.storage, self.clock)
+
+
+class OneRoleForAllBroker(Broker):
+    """Every Snowflake token carries the broker-wide default role, whatever the resource or
+    the policy chose."""
+
+    def snowflake_role(self, target: Target, decision: Decision) -> str:
+        return self.config.snowflake_role
+
+
 VARIANTS: dict[str, type[Broker]] = {
     "shared-cache": SharedCacheBroker,
     "no-segment-check": NoSegmentCheckBroker,
@@ -257,6 +285,9 @@ VARIANTS: dict[str, type[Broker]] = {
     "policy-fail-open": PolicyFailOpenBroker,
     "lax-gateway-tokens": LaxGatewayTokensBroker,
     "no-scope-challenge": NoScopeChallengeBroker,
+    "no-policy": NoPolicyBroker,
+    "no-audit": NoAuditBroker,
+    "one-role-for-all": OneRoleForAllBroker,
     "code-reuse": CodeReuseBroker,
     "no-consent": NoConsentBroker,
     "no-iss": NoIssBroker,

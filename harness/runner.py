@@ -846,8 +846,10 @@ class _Execution:
             )
         if spec.get("has_request_id") and not any(r.get("request_id") for r in matching):
             failures.append(f"no audit record with {described} names an upstream request id")
-        if spec.get("save") and matching:
-            self.context[spec["save"]] = dict(matching[-1])
+        if spec.get("save"):
+            # saved even when nothing matched: later uses then fail as FLOW-01 (the broker's
+            # audit lacked the record), not as a harness error
+            self.context[spec["save"]] = dict(matching[-1]) if matching else {}
             self.saved_names.add(spec["save"])
         self._add_check(spec, failures, "broker audit records")
 

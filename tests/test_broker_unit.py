@@ -273,6 +273,13 @@ def test_main_serves_health(tmp_path: Path) -> None:
 # -- variants ----------------------------------------------------------------------------
 def test_defects_and_factory() -> None:
     assert set(DEFECTS) == {
+        "passthrough-client-token",
+        "policy-fail-open",
+        "lax-gateway-tokens",
+        "no-scope-challenge",
+        "no-policy",
+        "no-audit",
+        "one-role-for-all",
         "passthrough-id-token",
         "no-account-check",
         "shared-cache",

@@ -19,7 +19,22 @@ from harness.session import HarnessSession
 
 #: The checks each defect must trip (at least these; more may fail as a consequence).
 EXPECTED_KILLS = {
-    "shared-cache": {"MW-02", "MW-03", "MW-05", "MW-07", "ISO-05", "ISO-09", "FX-05", "FX-07"},
+    "shared-cache": {
+        "MW-02",
+        "MW-03",
+        "MW-05",
+        "MW-07",
+        "ISO-05",
+        "ISO-09",
+        "FX-05",
+        "FX-07",
+        # the Databricks families (scenarios/databricks-families.scenario.yaml)
+        "FAM-02",
+        "FAM-03",
+        "FAM-04",
+        "FAM-05",
+        "FAM-07",
+    },
     "no-segment-check": {"SEG-01", "SEG-02"},
     "stale-tokens": {
         "EXP-03",
@@ -56,7 +71,7 @@ EXPECTED_KILLS = {
     },
     "no-reuse": {"EXP-01", "EXP-02"},
     "no-idp-refresh": {"EXP-03", "EXP-04", "FLOW-01", "DEP-01", "DEP-02"},
-    "over-scoped": {"MW-04", "MW-05"},
+    "over-scoped": {"MW-04", "MW-05", "FAM-01", "FAM-06"},
     # the MCP authorization rules (scenarios/mcp-authorization.scenario.yaml)
     "no-pkce": {"PK-02", "PK-03", "PK-04"},
     # client ID metadata documents, resource metadata (scenarios/mcp-client-metadata.scenario.yaml)
@@ -78,8 +93,51 @@ EXPECTED_KILLS = {
     "long-lived-assertion": {"FX-04"},
     "ignores-federated-flow": {"FX-01", "FX-02", "FX-03", "FX-04", "FX-05", "FX-06"},
     # Snowflake session passthrough (scenarios/snowflake-passthrough.scenario.yaml)
-    "passthrough-id-token": {"SF-01", "SF-02", "SF-03", "SF-04"},
+    "passthrough-id-token": {
+        "SF-01",
+        "SF-02",
+        "SF-03",
+        "SF-04",
+        "ROLE-03",
+        "ROLE-04",
+        "ROLE-06",
+        "ROLE-07",
+    },
     "no-account-check": {"SF-05", "SF-06", "SF-07"},
+    # gateway mode (scenarios/gateway.scenario.yaml, policy, audit-chain)
+    "passthrough-client-token": {
+        "GW-02",
+        "GW-03",
+        "GW-04",
+        "GW-05",
+        "GW-06",
+        "GW-10",
+        "SC-01",
+        "SC-04",
+        "POL-08",
+        "POL-10",
+        "AUD-03",
+        "AUD-04",
+    },
+    "lax-gateway-tokens": {"GW-01", "GW-07", "GW-08", "GW-09"},
+    "no-scope-challenge": {"SC-02", "SC-03"},
+    # the policy gate (scenarios/policy.scenario.yaml) and the audit (audit-chain)
+    "no-policy": {
+        "POL-01",
+        "POL-02",
+        "POL-03",
+        "POL-04",
+        "POL-05",
+        "POL-06",
+        "POL-07",
+        "POL-09",
+        "POL-10",
+        "POL-11",
+    },
+    "policy-fail-open": {"POL-04", "POL-05"},
+    "no-audit": {"POL-03", "POL-11", "AUD-01", "AUD-02", "AUD-03"},
+    # Snowflake role scoping (scenarios/snowflake-roles.scenario.yaml)
+    "one-role-for-all": {"ROLE-01", "ROLE-02", "ROLE-05"},
 }
 #: Checks of the platform (the mock workspace as resource server), not of the broker: no
 #: broker defect can fail them; the known-bad mock variants of issue #5 will.
