@@ -232,15 +232,25 @@ class BrokerIssuer:
 
 # -- endpoints -------------------------------------------------------------------------------
 def discovery_endpoint(broker: Broker, request: Request) -> Response:
-    """``GET /.well-known/openid-configuration``: only a federated broker is an issuer; a
-    brokered one stays no OpenID Provider (404, as before)."""
-    if not broker.federated_exchange():
+    """``GET /.well-known/openid-configuration``: served while the broker is an issuer (a
+    federated upstream, or gateway tokens); a broker that is neither stays no OpenID Provider
+    (404). The document carries the authorization-server metadata too, with
+    ``code_challenge_methods_supported``: MCP clients that try OIDC discovery first must find
+    it there (MC-07)."""
+    if not is_issuer(broker):
         return json_response({"error": "not_found"}, 404)
-    return json_response(BrokerIssuer.discovery(broker.base(request)), no_store=False)
+    base = broker.base(request)
+    document = {**broker.authorization_server_metadata(base), **BrokerIssuer.discovery(base)}
+    return json_response(document, no_store=False)
+
+
+def is_issuer(broker: Broker) -> bool:
+    """Whether the broker signs tokens others verify with its published keys."""
+    return broker.federated_exchange() or any(u.gateway for u in broker.upstreams.values())
 
 
 def jwks_endpoint(broker: Broker, request: Request) -> Response:
     """``GET /jwks``: the published keys (cacheable; relying parties refetch on a new kid)."""
-    if not broker.federated_exchange():
+    if not is_issuer(broker):
         return json_response({"error": "not_found"}, 404)
     return json_response(broker.issuer.jwks(), no_store=False)

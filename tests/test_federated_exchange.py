@@ -209,13 +209,18 @@ def test_discovery_and_jwks_documents() -> None:
     client = Client(broker)
     discovery = client.get("/.well-known/openid-configuration")
     assert discovery.status_code == 200
-    assert discovery.get_json() == {
+    document = discovery.get_json()
+    assert {
         "issuer": BASE,
         "jwks_uri": f"{BASE}/jwks",
         "id_token_signing_alg_values_supported": ["ES256"],
         "subject_types_supported": ["public"],
         "response_types_supported": ["code"],
-    }
+        # MCP clients trying OIDC discovery first find the AS metadata too (MC-07)
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint": f"{BASE}/token",
+        "authorization_endpoint": f"{BASE}/authorize",
+    }.items() <= document.items()
     jwks = client.get("/jwks")
     assert jwks.status_code == 200 and "no-store" not in jwks.headers.get("Cache-Control", "")
     [key] = jwks.get_json()["keys"]
