@@ -131,8 +131,8 @@ class BrokerConfig:
         check_host_template("snowflake_host_template", self.snowflake_host_template, "org-example")
         for name in ("segment_pattern", "snowflake_account_pattern"):
             try:
-                re.compile(getattr(self, name))
-            except re.error as exc:
+                re.compile(getattr(self, name), re.IGNORECASE)
+            except (re.error, OverflowError, RecursionError, TypeError) as exc:
                 raise ConfigError(f"{name} is not a valid regular expression: {exc}") from exc
         if not re.fullmatch(r"[A-Za-z0-9_$]{1,255}", self.snowflake_role or ""):
             raise ConfigError(f"snowflake_role must be a role name, got {self.snowflake_role!r}")
@@ -322,7 +322,8 @@ class BrokerConfig:
             if n not in kwargs
         ]
         if missing:
-            raise ConfigError("missing setting(s): " + ", ".join(missing))
+            where = f"{path}: " if path else ""
+            raise ConfigError(f"{where}missing setting(s): " + ", ".join(missing))
         if path:
             try:
                 return cls(**kwargs)  # type: ignore[arg-type]
