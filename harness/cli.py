@@ -8,6 +8,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 
 import harness
+from harness.errors import UsageError
 from harness.results import CheckResult, RunResult, Status
 from harness.scenario import Scenario, ScenarioError, default_scenario_dir, load_paths
 from harness.selection import SelectionError, matcher
@@ -28,8 +30,11 @@ from harness.targets import TargetError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
 
 
-class UsageError(Exception):
-    pass
+#: Commands that live in their own modules. Each module has ``add_parser(sub)`` (register its
+#: subcommand on the ``argparse`` sub-parsers, importing nothing heavy, and call
+#: ``parser.set_defaults(handler=run)``) and ``run(args) -> int`` (the exit code).
+#: Raising :class:`harness.errors.UsageError` gives exit 2 and one line.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _seed(text: str) -> int:
@@ -114,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check scenario files against the schema")
     validate.add_argument("paths", nargs="*", type=Path)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 
@@ -126,7 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_serve(args)
         if args.command == "list":
             return _cmd_list(args)
-        return _cmd_validate(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
+        handler: int = args.handler(args)
+        return handler
     except (UsageError, ScenarioError, SelectionError, TargetError) as exc:
         _error(str(exc))
         return EXIT_USAGE

@@ -124,6 +124,10 @@ class RunResult:
     finished_at: float | None = None
     scenarios: list[ScenarioResult] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    #: ``verify`` runs: the vendor profile applied, ``{"name", "description", "overrides":
+    #: [{"check", "level", "verdict", "reason"}]}``; every deviation the profile accepts is
+    #: listed there and rendered by every reporter. ``None`` for scenario runs.
+    profile: dict[str, Any] | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -160,6 +164,7 @@ class RunResult:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "environment": self.environment,
+            "profile": self.profile,
             "summary": self.summary,
             "check_summary": self.check_summary,
             "scenarios": [asdict(s) for s in self.scenarios],
