@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sqlite3
 import sys
 import threading
 
-from broker.config import BrokerConfig, ConfigError
+from broker.config import DEFAULT_STORAGE, BrokerConfig, ConfigError
 from broker.server import BrokerServer
 from broker.upstreams import Upstream
 from broker.variants import DEFECTS, create_broker
@@ -65,7 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8400)
+    parser.add_argument(
+        "--port",
+        type=int,
+        # the harness's cmd:/docker: targets choose a free port and pass it in the environment
+        default=os.environ.get("BROKER_PORT") or os.environ.get("HARNESS_BROKER_PORT") or 8400,
+        help="listen port (default: $BROKER_PORT, $HARNESS_BROKER_PORT or 8400)",
+    )
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -88,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         config = BrokerConfig.from_env(config_file=args.config)
+        state_dir = os.environ.get("HARNESS_BROKER_STATE_DIR")
+        if state_dir and config.storage == DEFAULT_STORAGE:
+            # started by the harness: the default database goes into the run's fresh directory
+            config = dataclasses.replace(config, storage=os.path.join(state_dir, DEFAULT_STORAGE))
         if args.check_config:
             for line in check_config(config, args.defect):
                 print(line)

@@ -15,14 +15,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 import harness
 from harness.errors import UsageError
-from harness.results import CheckResult, RunResult, Status
+from harness.results import CheckResult, RunResult, ScenarioResult, Status
 from harness.scenario import Scenario, ScenarioError, default_scenario_dir, load_paths
 from harness.selection import SelectionError, matcher
 from harness.targets import TargetError
@@ -34,7 +35,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
 #: subcommand on the ``argparse`` sub-parsers, importing nothing heavy, and call
 #: ``parser.set_defaults(handler=run)``) and ``run(args) -> int`` (the exit code).
 #: Raising :class:`harness.errors.UsageError` gives exit 2 and one line.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "harness.issuer.cli",
+    "harness.envcmd",
+    "harness.verify.cli",
+    "harness.selftest",
+)
 
 
 def _seed(text: str) -> int:
@@ -61,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--broker",
         default="reference",
-        help="reference, reference:<defect> or url:<base> (default: reference)",
+        help="reference, reference:<defect>, url:<base>, cmd:<command> or docker:<image> "
+        "(default: reference)",
     )
     run.add_argument(
         "--report-dir",
@@ -89,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         help="derive every mock key, kid and generated id from this integer (replayable runs)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="print only the verdict")
+    _gate_arguments(run)
+    _target_arguments(run)
 
     serve = sub.add_parser("serve", help="keep the sandbox and the reference broker up")
     serve.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
@@ -114,10 +123,20 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=_seed, default=None, help="derive mock keys and ids from this integer"
     )
 
-    lst = sub.add_parser("list", help="list scenarios and reference broker variants")
-    lst.add_argument("paths", nargs="*", type=Path)
+    lst = sub.add_parser(
+        "list",
+        help="list scenarios, checks, verify profiles and known-bad variants",
+        description="mcp-harness list [scenarios|checks|profiles|variants] [paths]: one "
+        "section or (default) all; paths are scenario files or directories (default: the "
+        "bundled scenarios). A directory named like a section is written ./checks.",
+    )
+    lst.add_argument("items", nargs="*", metavar="[SECTION] PATH", help="a section, then paths")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
 
-    validate = sub.add_parser("validate", help="check scenario files against the schema")
+    validate = sub.add_parser(
+        "validate",
+        help="check scenario and fragment files against the schema (every error, file:line)",
+    )
     validate.add_argument("paths", nargs="*", type=Path)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
@@ -173,29 +192,128 @@ def _formats(spec: str) -> list[str]:
 
 # -- run ---------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
+    from harness import coverage_gate
     from harness.reporting import new_run_id, write_reports
     from harness.session import HarnessSession
 
     formats = _formats(args.report)
+    baseline = coverage_gate.load_from_args(args)  # a bad file is exit 2 before any run
+    coverage_gate.parse_required(args.require_checks)
     select = matcher(args.keyword)
     scenarios = [s for s in _load(args.paths) if select(s.id)]
     if not scenarios:
         raise UsageError("no scenario matches the selection")
-    with HarnessSession(args.broker, port=args.port, tls=args.tls, seed=args.seed) as session:
-        run = session.new_run(new_run_id(time.time()))
-        for scenario in scenarios:
-            result = session.run_scenario(scenario)
-            run.scenarios.append(result)
-            if not args.quiet:
-                print(
-                    _row(result.status.value, result.id, _check_counts(result.checks)), flush=True
-                )
-            if args.exitfirst and result.status in (Status.FAILED, Status.ERROR):
-                break
-        run.finished_at = time.time()
+    if args.workers > 1:  # harness.parallel: one sandbox and broker per worker, one run
+        run = _run_workers(args, scenarios, lambda r: _record(args, baseline, r))
+    else:
+        with HarnessSession(
+            args.broker, port=args.port, tls=args.tls, seed=args.seed, **_target_options(args)
+        ) as session:
+            run = session.new_run(new_run_id(time.time()))
+            for scenario in scenarios:
+                result = session.run_scenario(scenario)
+                run.scenarios.append(result)
+                if _record(args, baseline, result):
+                    break
+            run.finished_at = time.time()
+    coverage_gate.finish_run(run, args, baseline, [s.id for s in scenarios])
     out = write_reports(run, args.report_dir, formats)
     _print_summary(run, out, args.quiet)
     return run.exit_code
+
+
+def _record(args: argparse.Namespace, baseline: Any, result: ScenarioResult) -> bool:
+    """A finished scenario: the baseline applied, its console row; True when ``-x`` stops."""
+    from harness import baseline as baselines
+
+    if baseline is not None:
+        baselines.apply_to_scenario(result, baseline)
+    if not args.quiet:
+        print(_row(result.status.value, result.id, _check_counts(result.checks)), flush=True)
+    return bool(args.exitfirst and result.status in (Status.FAILED, Status.ERROR, Status.STALE))
+
+
+def _target_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--broker-health/-timeout/-restart``: for the brokers the harness starts."""
+    return {
+        "broker_health": args.broker_health,
+        "broker_timeout": args.broker_timeout,
+        "broker_restart": args.broker_restart,
+    }
+
+
+def _run_workers(
+    args: argparse.Namespace,
+    scenarios: list[Scenario],
+    on_result: Callable[[ScenarioResult], bool],
+) -> RunResult:
+    from harness.parallel import SessionOptions, run_parallel
+    from harness.reporting import new_run_id
+
+    if args.port:
+        raise UsageError("--workers: every worker has its own sandbox on a free port; drop --port")
+    options = SessionOptions(
+        broker=args.broker, tls=args.tls, seed=args.seed, **_target_options(args)
+    )
+    return run_parallel(
+        scenarios, options, args.workers, new_run_id(time.time()), on_result=on_result
+    )
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers`` and the options of brokers the harness starts (``cmd:``, ``docker:``)."""
+    from harness.targets import DEFAULT_START_TIMEOUT
+
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run on N worker processes, each with its own sandbox and broker; one merged "
+        "report (default: 1)",
+    )
+    parser.add_argument(
+        "--broker-health",
+        metavar="PATH",
+        default=None,
+        help="cmd:/docker: brokers: path (or URL) polled until it answers 200 "
+        "(default: /.well-known/oauth-authorization-server)",
+    )
+    parser.add_argument(
+        "--broker-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_START_TIMEOUT,
+        metavar="SECONDS",
+        help="cmd:/docker: brokers: seconds to wait for health (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--broker-restart",
+        choices=("scenario", "run"),
+        default="scenario",
+        help="cmd:/docker: brokers: a fresh one before every scenario (default), or one per run",
+    )
+
+
+def _gate_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.coverage_gate import add_arguments
+
+    add_arguments(parser)
 
 
 def _check_counts(checks: list[CheckResult]) -> str:
@@ -217,19 +335,31 @@ def _print_summary(run: RunResult, out: Path, quiet: bool) -> None:
     if not quiet:
         print("-" * 78)
         for scenario in run.scenarios:
-            if scenario.status in (Status.FAILED, Status.ERROR):
+            if scenario.status in (Status.FAILED, Status.ERROR, Status.STALE):
                 print(f"{scenario.status.value}: {scenario.id} ({scenario.file}:{scenario.line})")
                 if scenario.error:
                     print(f"    {scenario.error}")
-                for check in scenario.failed_checks():
+                blocking = scenario.blocking_checks()
+                for check in blocking:
                     print(f"    {check.id} {check.title}: {check.message}")
-                print(f"    rerun: {scenario.reproduce}")
+                # the curl of the exchange that failed, then the rerun line (C4)
+                repro = next((c.reproduce for c in blocking if c.reproduce), None)
+                if repro:
+                    print("    reproduce:")
+                    for line in repro.splitlines():
+                        print(f"      {line}")
+                else:
+                    print(f"    rerun: {scenario.reproduce}")
+        for finding in run.gate:
+            label = "GATE" if finding.fails else "note"
+            print(f"{label}: {finding.message}")
     print(f"{verdict}: {summary['total']} scenarios ({counts}) against {run.broker}")
     print(f"report: {out / 'report.html'}")
 
 
 # -- serve -------------------------------------------------------------------------------
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from harness.sandbox_env import SandboxFacts, harness_env
     from harness.targets import ReferenceTarget
     from mocks import defaults
     from mocks.sandbox import Sandbox
@@ -247,26 +377,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 sandbox.admin_url + "/health",
                 target.url + "/.well-known/oauth-authorization-server",
             )
-            values = {
-                "HARNESS_PROXY": sandbox.proxy_url,
-                "HARNESS_ADMIN": sandbox.admin_url,
-                "HARNESS_OKTA_ISSUER": sandbox.okta_issuer,
-                "HARNESS_OKTA_CLIENT_ID": defaults.TEST_CLIENT_ID,
-                "HARNESS_OKTA_CLIENT_SECRET": defaults.TEST_CLIENT_SECRET,
-                "HARNESS_USERS": ",".join(login for login, *_ in defaults.USERS),
-                "HARNESS_USER_PASSWORD": defaults.USER_PASSWORD,
-                "HARNESS_DATABRICKS_WORKSPACES": ",".join(
-                    sandbox.workspace(name).url for name in defaults.WORKSPACES
-                ),
-                "HARNESS_DATABRICKS_ACCOUNT_HOST": sandbox.context.url_for(
-                    defaults.DATABRICKS_ACCOUNT_HOST
-                ),
-                "HARNESS_DATABRICKS_ACCOUNT_ID": defaults.DATABRICKS_ACCOUNT_ID,
-                "HARNESS_SNOWFLAKE_ACCOUNTS": sandbox.snowflake_account().url,
-                "HARNESS_BROKER": target.url,
-            }
-            if sandbox.ca_bundle is not None:
-                values["HARNESS_CA_BUNDLE"] = str(sandbox.ca_bundle)
+            values = harness_env(SandboxFacts.of(sandbox), target.url)
             print(f"mcp-harness {harness.__version__}: sandbox and reference broker are up")
             print(f"  sandbox (HTTP proxy)   {sandbox.proxy_url}")
             if sandbox.ca_bundle is not None:
@@ -319,24 +430,35 @@ def _write_env_file(path: Path, values: dict[str, str]) -> None:
 
 # -- list / validate -------------------------------------------------------------------------
 def _cmd_list(args: argparse.Namespace) -> int:
-    from broker.variants import DEFECTS
+    import json
 
-    scenarios = _load(args.paths)
-    print("Scenarios:")
-    for scenario in scenarios:
-        print(f"  {scenario.id:<44} {' '.join(scenario.requirements)}")
-    print("Brokers:")
-    print(f"  {'reference':<44} the reference broker (in-process)")
-    for name, description in sorted(DEFECTS.items()):
-        print(f"  {'reference:' + name:<44} {description}")
-    print(f"  {'url:<base>':<44} a broker already running at <base>")
+    from harness import listing
+
+    items = list(args.items)
+    section = items.pop(0) if items and items[0] in listing.SECTIONS else None
+    paths = [Path(item) for item in items]
+    data = listing.collect(section, lambda: _load(paths))
+    print(
+        json.dumps(data, indent=2) if args.json else listing.render(data),
+        end="\n" if args.json else "",
+    )
     return EXIT_OK
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    scenarios = _load(args.paths)
-    files = sorted({s.file for s in scenarios})
-    print(f"ok: {len(files)} file(s), {len(scenarios)} scenario(s)")
+    from harness.scenario import validate_paths
+
+    report = validate_paths(args.paths or [default_scenario_dir()])
+    if report.errors:
+        for error in report.errors:
+            print(error, file=sys.stderr)
+        files = {e.split(":", 1)[0] for e in report.errors}
+        print(
+            f"mcp-harness: {len(report.errors)} error(s) in {len(files)} file(s)", file=sys.stderr
+        )
+        return EXIT_USAGE
+    fragments = f", {len(report.fragments)} fragment(s)" if report.fragments else ""
+    print(f"ok: {len(report.files)} file(s), {len(report.scenarios)} scenario(s){fragments}")
     return EXIT_OK
 
 

@@ -28,6 +28,7 @@ from harness.scenario import SCENARIO_SUFFIX, Scenario, ScenarioError, load_file
 _SESSION_KEY = pytest.StashKey["Any"]()
 _RUN_KEY = pytest.StashKey[RunResult | None]()
 _MERGED_KEY = pytest.StashKey[list[ScenarioResult]]()
+_BASELINE_KEY = pytest.StashKey["Any"]()
 _WORKER_OUTPUT = "mcp_harness_scenarios"
 
 
@@ -55,6 +56,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="derive every mock key, kid and generated id from this integer",
     )
+    group.addoption(
+        "--harness-expected-failures",
+        default=None,
+        help="baseline YAML of known failures: listed failures xfail, stale entries fail",
+    )
     parser.addini("harness_broker", "default broker under test", default="reference")
 
 
@@ -63,6 +69,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION_KEY] = None
     config.stash[_RUN_KEY] = None
     config.stash[_MERGED_KEY] = []
+    config.stash[_BASELINE_KEY] = None
+    path = config.getoption("--harness-expected-failures", None)
+    if path:
+        from harness.baseline import load_baseline
+        from harness.errors import UsageError
+
+        try:
+            config.stash[_BASELINE_KEY] = load_baseline(path)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -140,6 +156,11 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         session = _session(self.config)
         result: ScenarioResult = session.run_scenario(self.scenario)
+        baseline = self.config.stash[_BASELINE_KEY]
+        if baseline is not None:
+            from harness.baseline import apply_to_scenario
+
+            apply_to_scenario(result, baseline)
         run = self.config.stash[_RUN_KEY]
         if run is not None:
             run.scenarios.append(result)
@@ -147,8 +168,16 @@ class ScenarioItem(pytest.Item):
             self.user_properties.append((f"check:{check.id}", check.status.value))
         if result.status is Status.SKIPPED:
             pytest.skip("; ".join(c.message for c in result.checks if c.message) or "skipped")
-        if result.status in (Status.FAILED, Status.ERROR):
+        if result.status in (Status.FAILED, Status.ERROR, Status.STALE):
             raise ScenarioFailed(result)
+        if result.status is Status.EXPECTED_FAILURE:
+            pytest.xfail(
+                "; ".join(
+                    f"{c.id}: {c.baseline}"
+                    for c in result.checks
+                    if c.status is Status.EXPECTED_FAILURE
+                )
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
         if not isinstance(excinfo.value, ScenarioFailed):
@@ -158,8 +187,8 @@ class ScenarioItem(pytest.Item):
         if result.error:
             lines.append(f"  harness error: {result.error}")
         for check in result.checks:
-            if check.status in (Status.FAILED,):
-                lines.append(f"  {check.id} FAILED: {check.title}")
+            if check.status in (Status.FAILED, Status.STALE):
+                lines.append(f"  {check.id} {check.status.value}: {check.title}")
                 if check.message:
                     lines.append(f"      {check.message}")
         for check in result.checks:
@@ -203,4 +232,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from harness.reporting import write_reports
 
         run.finished_at = time.time()
+        baseline = config.stash.get(_BASELINE_KEY, None)
+        if baseline is not None:
+            from harness.baseline import apply_baseline
+
+            apply_baseline(run, baseline)  # per-scenario work is done; records each entry
         write_reports(run, Path(report_dir))

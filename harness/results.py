@@ -4,6 +4,13 @@ Vocabulary from DESIGN §5 and the OpenID Foundation suite: a *check* is one ver
 with a stable ID (a ``REQUIREMENTS.md`` row such as ``TX-02`` or a scenario check ID); a
 *scenario* is one pytest item; its status is the worst of its checks, or ``ERROR`` when the
 harness itself could not run it (exit code 3, never blamed on the broker).
+
+Under a baseline (:mod:`harness.baseline`) two more statuses exist: ``EXPECTED_FAILURE`` (a
+failure the baseline lists, with its comment; it does not fail the run) and ``STALE`` (a
+baseline entry whose check passed or no longer exists; it fails the run, because a baseline
+that outlives its failures hides the next regression). Run-level problems that no scenario
+status can show (a selected scenario that produced no result, checks that never ran) are
+:class:`GateFinding` entries of :attr:`RunResult.gate`.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-RESULTS_SCHEMA_VERSION = "1.0"
+RESULTS_SCHEMA_VERSION = "1.1"
 
 
 class Status(StrEnum):
@@ -23,13 +30,24 @@ class Status(StrEnum):
     SKIPPED = "SKIPPED"
     INFO = "INFO"
     ERROR = "ERROR"
+    EXPECTED_FAILURE = "EXPECTED_FAILURE"
+    STALE = "STALE"
+
+
+#: Statuses that mean "the implementation did not do what the check asks" (a MUST, SHOULD or
+#: MAY row that failed); a baseline may list exactly these.
+FAILING = frozenset({Status.FAILED, Status.WARNING, Status.INFO})
+#: Statuses that fail a run (exit 1) besides ERROR (exit 3).
+BLOCKING = frozenset({Status.FAILED, Status.STALE})
 
 
 #: Worst first: a scenario takes the first of these that any of its checks has.
 _PRECEDENCE = (
     Status.ERROR,
     Status.FAILED,
+    Status.STALE,
     Status.WARNING,
+    Status.EXPECTED_FAILURE,
     Status.PASSED,
     Status.INFO,
     Status.SKIPPED,
@@ -71,6 +89,18 @@ class CheckResult:
     evidence: list[int] = field(default_factory=list)
     """``Exchange.seq`` values that support the verdict."""
     reproduce: str | None = None
+    baseline: str | None = None
+    """The baseline entry that set this status (``expected-failures.yaml:3: <comment>``)."""
+    original_status: Status | None = None
+    """What the check itself said before the baseline changed it; ``None`` when the check is
+    the baseline's own (an entry naming a check that did not run)."""
+
+    @property
+    def executed(self) -> bool:
+        """The check ran and gave a verdict (not skipped, not a baseline placeholder)."""
+        if self.baseline is not None and self.original_status is None:
+            return False
+        return (self.original_status or self.status) is not Status.SKIPPED
 
 
 @dataclass
@@ -101,6 +131,9 @@ class ScenarioResult:
     description: str = ""
     target_log: list[str] = field(default_factory=list)
     """What the broker logged during the scenario (in-process brokers; redacted, no tracebacks)."""
+    declared_checks: list[str] = field(default_factory=list)
+    """Check ids the scenario file declares (``check:``); the coverage gate wants each to
+    have run unless the scenario was skipped."""
 
     def finish(self) -> None:
         if self.error is not None:
@@ -113,6 +146,26 @@ class ScenarioResult:
 
     def failed_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status is Status.FAILED]
+
+    def blocking_checks(self) -> list[CheckResult]:
+        """Checks that fail the run: FAILED and STALE (what reports list as failures)."""
+        return [c for c in self.checks if c.status in BLOCKING]
+
+
+@dataclass
+class GateFinding:
+    """A CI-gate problem of the whole run (coverage gate, baseline bookkeeping).
+
+    ``kind``: ``no-result`` (a selected scenario produced none), ``checks-not-run`` (a
+    scenario ended before checks it declares ran), ``required-check-not-run``
+    (``--require-checks``), ``baseline-not-run`` (an entry whose scenario was not selected;
+    informational, ``fails`` False).
+    """
+
+    kind: str
+    subject: str
+    message: str
+    fails: bool = True
 
 
 @dataclass
@@ -128,6 +181,12 @@ class RunResult:
     #: [{"check", "level", "verdict", "reason"}]}``; every deviation the profile accepts is
     #: listed there and rendered by every reporter. ``None`` for scenario runs.
     profile: dict[str, Any] | None = None
+    #: The baseline applied (``--expected-failures``): ``{"file", "entries": [{"id",
+    #: "comment", "line", "outcome", "matched"}]}``, outcome one of ``expected-failure``,
+    #: ``stale``, ``not-run``, ``skipped``, ``error``. ``None`` without a baseline.
+    baseline: dict[str, Any] | None = None
+    #: Coverage-gate and baseline findings no scenario status shows.
+    gate: list[GateFinding] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -147,13 +206,17 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all passed, 1 a conformance failure, 3 a harness error (DESIGN §5)."""
+        """0 all passed, 1 a conformance failure, a stale baseline entry or a coverage-gate
+        finding, 3 a harness error (DESIGN §5)."""
         statuses = {s.status for s in self.scenarios}
         if Status.ERROR in statuses:
             return 3
-        if Status.FAILED in statuses:
+        if statuses & BLOCKING or any(f.fails for f in self.gate):
             return 1
         return 0
+
+    def failing_findings(self) -> list[GateFinding]:
+        return [f for f in self.gate if f.fails]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +228,8 @@ class RunResult:
             "finished_at": self.finished_at,
             "environment": self.environment,
             "profile": self.profile,
+            "baseline": self.baseline,
+            "gate": [asdict(f) for f in self.gate],
             "summary": self.summary,
             "check_summary": self.check_summary,
             "scenarios": [asdict(s) for s in self.scenarios],

@@ -10,6 +10,7 @@ bug is never reported as a broker defect. ``finally`` steps always run.
 
 from __future__ import annotations
 
+import copy
 import json
 import shlex
 import time
@@ -29,7 +30,9 @@ from harness.client import (
     consent_tickets,
     make_http_client,
 )
+from harness.coverage_gate import declared_checks
 from harness.evidence import EvidenceRecorder, redact_url
+from harness.reproduce import curl_command
 from harness.results import CheckResult, ScenarioResult, Status, TokenRecord
 from harness.scenario import Scenario
 from harness.targets import Target
@@ -78,7 +81,9 @@ class ScenarioRunner:
             line=scenario.line,
             requirements=scenario.requirements,
             description=scenario.description,
-            reproduce=f"mcp-harness run -k {shlex.quote(scenario.id)} --broker {self.target.spec}",
+            reproduce=f"mcp-harness run -k {shlex.quote(scenario.id)} "
+            f"--broker {shlex.quote(self.target.spec)}",
+            declared_checks=declared_checks(scenario),
         )
         started = time.perf_counter()
         if "clock" in scenario.requires and not self.target.shares_clock:
@@ -201,12 +206,15 @@ class _Execution:
         except Exception as exc:
             self.result.error = self._harness_error(exc)
         finally:
-            try:
-                self._run_steps(self.scenario.finally_steps, offset=len(self.scenario.steps))
-            except ScenarioAbort:
-                pass
-            except Exception as exc:
-                self.result.error = self.result.error or self._harness_error(exc)
+            # each finally step runs even when an earlier one stopped (cleanup must not hinge
+            # on the step before it)
+            for i, step in enumerate(self.scenario.finally_steps):
+                try:
+                    self._run_steps([step], offset=len(self.scenario.steps) + i)
+                except ScenarioAbort:
+                    pass
+                except Exception as exc:
+                    self.result.error = self.result.error or self._harness_error(exc)
             self._scrub_exchanges()
             self.result.exchanges = self.recorder.exchanges
             self.recorder.client.close()
@@ -217,24 +225,35 @@ class _Execution:
         HTML form fields."""
         if not self.secrets:
             return
-
-        def scrub(value: Any) -> Any:
-            if isinstance(value, str):
-                for secret in sorted(self.secrets, key=len, reverse=True):
-                    if secret in value:
-                        value = value.replace(secret, mask(secret))
-                return value
-            if isinstance(value, dict):
-                return {k: scrub(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [scrub(v) for v in value]
-            return value
-
+        scrub = self._scrub
         for exchange in self.recorder.exchanges:
             exchange.url = scrub(exchange.url)
             exchange.request_body = scrub(exchange.request_body)
             exchange.response_body = scrub(exchange.response_body)
             exchange.response_headers = scrub(exchange.response_headers)
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in sorted(self.secrets, key=len, reverse=True):
+                if secret in value:
+                    value = value.replace(secret, mask(secret))
+            return value
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(v) for v in value]
+        return value
+
+    def _reproduce_curl(self, seq: int) -> str:
+        """The curl of exchange ``seq`` (C4), from a copy scrubbed of every secret known so
+        far: the evidence itself is only scrubbed when the scenario ends. Sandbox hosts go
+        through ``"$HARNESS_PROXY"`` (this run's proxy port is gone when the line is read;
+        ``mcp-harness serve --env-file`` provides the variable)."""
+        exchange = copy.deepcopy(self.recorder.exchanges[seq - 1])
+        exchange.url = self._scrub(exchange.url)
+        exchange.request_headers = self._scrub(exchange.request_headers)
+        exchange.request_body = self._scrub(exchange.request_body)
+        return self._show(curl_command(exchange))
 
     def _harness_error(self, exc: Exception) -> str:
         where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -321,7 +340,7 @@ class _Execution:
         if failures:
             lines = [self.result.reproduce or ""]
             if evidence:
-                lines.insert(0, self.recorder.curl(evidence[-1]))
+                lines.insert(0, self._reproduce_curl(evidence[-1]))
             check.reproduce = "\n".join(lines)
         self.result.checks.append(check)
 

@@ -13,7 +13,7 @@ import harness
 from harness.results import RunResult, ScenarioResult
 from harness.runner import ScenarioRunner
 from harness.scenario import Scenario
-from harness.targets import Target, make_target
+from harness.targets import DEFAULT_START_TIMEOUT, Target, make_target
 from mocks.sandbox import Sandbox
 
 
@@ -25,8 +25,16 @@ class HarnessSession:
         port: int = 0,
         tls: bool = False,
         seed: int | None = None,
+        broker_health: str | None = None,
+        broker_timeout: float = DEFAULT_START_TIMEOUT,
+        broker_restart: str = "scenario",
     ) -> None:
         self.broker_spec = broker
+        #: For brokers the harness starts (``cmd:``, ``docker:``): the health path or URL
+        #: polled until 200, how long to wait for it, and when to start a fresh one.
+        self.broker_health = broker_health
+        self.broker_timeout = broker_timeout
+        self.broker_restart = broker_restart
         self.port = port
         self.tls = tls
         self.seed = seed
@@ -36,7 +44,13 @@ class HarnessSession:
     def start(self) -> HarnessSession:
         self.sandbox = Sandbox(port=self.port, tls=self.tls, seed=self.seed).start()
         try:
-            self.target = make_target(self.broker_spec, self.sandbox)
+            self.target = make_target(
+                self.broker_spec,
+                self.sandbox,
+                health=self.broker_health,
+                start_timeout=self.broker_timeout,
+                restart=self.broker_restart,
+            )
         except BaseException:
             self.sandbox.stop()
             raise

@@ -5,8 +5,11 @@
   (:data:`broker.variants.DEFECTS`) to prove the checks can fail.
 * ``url:<base>`` — a broker the user started and pointed at the sandbox. It cannot share the
   clock, so scenarios that need clock control are SKIPPED with the reason.
-
-``cmd:`` and ``docker:`` targets come with the full scenario engine (issue #5).
+* ``cmd:<command>`` — the harness starts the command with the sandbox's ``HARNESS_*``
+  variables, waits for its health URL, keeps its output for the report and stops it
+  afterwards (:mod:`harness.process_target`).
+* ``docker:<image>`` — the same through the docker SDK, host network
+  (:mod:`harness.docker_target`).
 """
 
 from __future__ import annotations
@@ -82,6 +85,37 @@ def reference_config_values(sandbox: Sandbox) -> dict[str, str]:
         "snowflake_host_template": sandbox.context.url_for(f"%s.{defaults.SNOWFLAKE_DOMAIN}"),
         **({"upstream_ca_bundle": str(sandbox.ca_bundle)} if sandbox.ca_bundle else {}),
     }
+
+
+def harness_environment(sandbox: Sandbox, broker_url: str | None = None) -> dict[str, str]:
+    """The ``HARNESS_*`` values a broker under test is configured with (``serve --env-file``
+    writes them; ``cmd:`` and ``docker:`` targets get them as environment variables).
+
+    One function so the env file, ``mcp-harness env`` and the started brokers never drift
+    apart. ``HARNESS_BROKER`` (the broker's base URL) only when one is known.
+    """
+    values = {
+        "HARNESS_PROXY": sandbox.proxy_url,
+        "HARNESS_ADMIN": sandbox.admin_url,
+        "HARNESS_OKTA_ISSUER": sandbox.okta_issuer,
+        "HARNESS_OKTA_CLIENT_ID": defaults.TEST_CLIENT_ID,
+        "HARNESS_OKTA_CLIENT_SECRET": defaults.TEST_CLIENT_SECRET,
+        "HARNESS_USERS": ",".join(login for login, *_ in defaults.USERS),
+        "HARNESS_USER_PASSWORD": defaults.USER_PASSWORD,
+        "HARNESS_DATABRICKS_WORKSPACES": ",".join(
+            sandbox.workspace(name).url for name in defaults.WORKSPACES
+        ),
+        "HARNESS_DATABRICKS_ACCOUNT_HOST": sandbox.context.url_for(
+            defaults.DATABRICKS_ACCOUNT_HOST
+        ),
+        "HARNESS_DATABRICKS_ACCOUNT_ID": defaults.DATABRICKS_ACCOUNT_ID,
+        "HARNESS_SNOWFLAKE_ACCOUNTS": sandbox.snowflake_account().url,
+    }
+    if broker_url is not None:
+        values["HARNESS_BROKER"] = broker_url
+    if sandbox.ca_bundle is not None:
+        values["HARNESS_CA_BUNDLE"] = str(sandbox.ca_bundle)
+    return values
 
 
 #: The Databricks account federation policy through which the sandbox trusts a broker as an
@@ -262,7 +296,22 @@ def _publishes_discovery(url: str) -> bool:
     return isinstance(document, dict) and document.get("issuer") == url
 
 
-def make_target(spec: str, sandbox: Sandbox) -> Target:
+#: Seconds a started (``cmd:``/``docker:``) broker may take to answer its health URL.
+DEFAULT_START_TIMEOUT = 30.0
+
+
+def make_target(
+    spec: str,
+    sandbox: Sandbox,
+    *,
+    health: str | None = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    restart: str = "scenario",
+) -> Target:
+    """The target ``--broker spec`` names, started and ready. ``health`` (a path or URL),
+    ``start_timeout`` and ``restart`` (``scenario`` or ``run``: see
+    :class:`harness.started_target.StartedTarget`) apply to the brokers the harness starts
+    (``cmd:``, ``docker:``)."""
     kind, _, arg = spec.partition(":")
     if kind == "reference":
         return ReferenceTarget(sandbox, defect=arg or None)
@@ -270,6 +319,19 @@ def make_target(spec: str, sandbox: Sandbox) -> Target:
         if not arg.startswith(("http://", "https://")):
             raise TargetError(f"--broker url: needs an http(s) base URL, got {arg!r}")
         return UrlTarget(spec=spec, url=arg.rstrip("/"), sandbox=sandbox)
-    if kind in ("cmd", "docker"):
-        raise TargetError(f"--broker {kind}: targets are not available in this version")
-    raise TargetError(f"unknown --broker {spec!r}; use reference, reference:<defect> or url:<base>")
+    if kind == "cmd":
+        from harness.process_target import ProcessTarget
+
+        return ProcessTarget(
+            arg, sandbox, health=health, timeout=start_timeout, restart=restart
+        ).start()
+    if kind == "docker":
+        from harness.docker_target import DockerTarget
+
+        return DockerTarget(
+            arg, sandbox, health=health, timeout=start_timeout, restart=restart
+        ).start()
+    raise TargetError(
+        f"unknown --broker {spec!r}; use reference, reference:<defect>, url:<base>, "
+        "cmd:<command> or docker:<image>"
+    )

@@ -16,6 +16,7 @@ from mocks.core.clock import Clock
 from mocks.core.journal import Journal
 from mocks.core.server import SandboxContext, SandboxServer
 from mocks.core.static import StaticDocuments
+from mocks.core.sts_variants import variants_of
 from mocks.core.tls import SandboxCA
 from mocks.databricks.models import DatabricksAccount, Workspace
 from mocks.databricks.responses import DatabricksService
@@ -51,7 +52,7 @@ class Sandbox:
         self.context.ids.reseed(seed)
         if tls:
             self.context.use_tls(SandboxCA(ca_dir))
-        self.server = SandboxServer(self.context, port=port, on_reset=self.seed)
+        self.server = SandboxServer(self.context, port=port, on_reset=self._after_reset)
         self.okta = OktaOrg(self.context, domain=d.OKTA_DOMAIN)
         self.databricks = DatabricksAccount(
             self.context, account_id=d.DATABRICKS_ACCOUNT_ID, domain=d.DATABRICKS_DOMAIN
@@ -143,6 +144,39 @@ class Sandbox:
 
     def reset(self) -> None:
         self.server.reset()
+
+    def _after_reset(self) -> None:
+        variants_of(self.context).reset()
+        self.seed()
+
+    # -- known-bad token services (DESIGN §7) ---------------------------------------------
+    def set_sts_variant(
+        self, host: str | None, name: str | None, *, keep_on_reset: bool = False
+    ) -> None:
+        """Switch ``host`` (a Databricks workspace or account host, a Snowflake account host;
+        None: every host) to the known-bad variant ``name`` of
+        :data:`mocks.core.sts_variants.STS_VARIANTS`, or back to the strict mock (None).
+
+        A reset switches it off again, unless ``keep_on_reset``: then every reset restores it,
+        which is how a whole scenario run (each scenario starts with a reset) meets a bad
+        platform. Raises ``ValueError`` for an unknown variant or host.
+        """
+        if host is not None:
+            host = host.lower()
+            if host not in self.sts_hosts():
+                raise ValueError(
+                    f"{host!r} is not a token-service host of this sandbox; "
+                    f"use one of {', '.join(self.sts_hosts())}"
+                )
+        variants_of(self.context).set(host, name, keep_on_reset=keep_on_reset)
+
+    def sts_variants(self) -> dict[str, str]:
+        """``{host or "*": variant}`` of the variants switched on."""
+        return variants_of(self.context).active()
+
+    def sts_hosts(self) -> list[str]:
+        """The hosts whose token services honour :meth:`set_sts_variant`."""
+        return sorted([*self.databricks.hosts(), *self.snowflake.hosts()])
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Sandbox:

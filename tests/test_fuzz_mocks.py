@@ -9,14 +9,37 @@ always the vendor's documented error shape; and a rejected request changes no st
 from __future__ import annotations
 
 import json
-import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzz_strategies import (
+    CONTENT_TYPES,
+    RawResponse,
+    assert_databricks_shape,
+    assert_no_failure_page,
+    assert_oauth_shape,
+    assert_okta_api_shape,
+    assert_unchanged,
+    auth_headers,
+    form_value,
+    forms,
+    fuzz_settings,
+    json_object,
+    json_values,
+    model_state,
+    nasty_text,
+    path_segments,
+    raw_bodies,
+    raw_request,
+)
+from hypothesis import given
 from hypothesis import strategies as st
+from werkzeug.routing import Map
 
 from mocks import defaults as d
 from mocks.sandbox import Sandbox
@@ -30,103 +53,7 @@ SNOWFLAKE_MCP = f"{SNOWFLAKE}/api/v2/databases/SALES/schemas/PUBLIC/mcp-servers/
 
 #: 20 cases per endpoint keep the suite fast; ``FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_mocks.py``
 #: digs deeper before a release.
-FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-#: Parameter names real clients send, so the fuzzer reaches validation past "unknown grant".
-OAUTH_NAMES = (
-    "grant_type",
-    "code",
-    "redirect_uri",
-    "client_id",
-    "client_secret",
-    "code_verifier",
-    "refresh_token",
-    "scope",
-    "subject_token",
-    "subject_token_type",
-    "requested_token_type",
-    "actor_token",
-    "actor_token_type",
-    "audience",
-    "resource",
-    "client_assertion",
-    "client_assertion_type",
-    "authorization_details",
-    "token",
-    "token_type_hint",
-    "assertion",
-)
-GRANTS = (
-    "authorization_code",
-    "refresh_token",
-    "client_credentials",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
-    "urn:ietf:params:oauth:grant-type:jwt-bearer",
-    "password",
-)
-TOKEN_TYPES = (
-    "urn:ietf:params:oauth:token-type:jwt",
-    "urn:ietf:params:oauth:token-type:id_token",
-    "urn:ietf:params:oauth:token-type:access_token",
-    "urn:ietf:params:oauth:token-type:id-jag",
-)
-
-#: Text that breaks naive parsers: control characters, unpaired surrogates are left out
-#: (they cannot be sent as UTF-8), long runs, JSON and JWT look-alikes.
-nasty_text = st.one_of(
-    st.text(max_size=40),
-    st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
-    st.sampled_from(
-        [
-            "",
-            " ",
-            "null",
-            "{}",
-            "[]",
-            '{"a":',
-            "eyJhbGciOiJub25lIn0.e30.",
-            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
-            "a.b.c",
-            "....",
-            "%00",
-            "\x00",
-            "\r\nX-Injected: 1",
-            "x" * 5000,
-            "../../etc/passwd",
-            "http://127.0.0.1/callback",
-            "openid email offline_access",
-        ]
-    ),
-)
-form_value = st.one_of(nasty_text, st.sampled_from(GRANTS), st.sampled_from(TOKEN_TYPES))
-forms = st.dictionaries(
-    st.one_of(st.sampled_from(OAUTH_NAMES), st.text(min_size=1, max_size=10)),
-    form_value,
-    max_size=8,
-)
-auth_headers = st.one_of(
-    st.just({}),
-    st.builds(lambda v: {"Authorization": f"Basic {v}"}, nasty_text),
-    st.builds(lambda v: {"Authorization": f"Bearer {v}"}, nasty_text),
-    st.builds(lambda v: {"Authorization": v}, nasty_text),
-)
-json_values: st.SearchStrategy[Any] = st.recursive(
-    st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(allow_nan=False, allow_infinity=False),
-        nasty_text,
-    ),
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
+FUZZ = fuzz_settings(20)
 
 
 @pytest.fixture(scope="module")
@@ -332,5 +259,259 @@ def test_admin_refusals_change_nothing(
             assert fuzz_client.get(f"{admin}/faults").json() == faults_before
         else:
             _sandbox_session.reset()  # an accepted random change must not leak into the next
+
+    run()
+
+
+# -- every route of every mock, from the url maps -----------------------------------------------
+@dataclass(frozen=True)
+class MockRoute:
+    """One rule of a mock's url map (or one admin endpoint), on the host that serves it."""
+
+    vendor: str  # okta | databricks | snowflake | admin
+    host: str
+    rule: str
+    methods: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.vendor}:{self.host.split('.')[0]}:{self.rule}"
+
+
+#: A value for every placeholder of every rule, so the unfuzzed path reaches the handler.
+PLACEHOLDERS = {
+    "server_id": d.OKTA_AUTH_SERVER,
+    "account_id": d.DATABRICKS_ACCOUNT_ID,
+    "sp_id": "1",
+    "policy_id": d.FEDERATION_POLICY_ID,
+    "catalog": "main",
+    "schema": "default",
+    "object": "docs_index",
+    "space_id": "01ef-space",
+    "database": d.SNOWFLAKE_MCP_SERVER[0],
+    "name": d.SNOWFLAKE_MCP_SERVER[2],
+    "service": "okta",
+}
+_PLACEHOLDER = re.compile(r"<(?:\w+:)?(\w+)>")
+ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def _from_map(vendor: str, host: str, url_map: Map) -> list[MockRoute]:
+    return [
+        MockRoute(vendor, host, rule.rule, tuple(sorted(rule.methods or ANY_METHODS)))
+        for rule in url_map.iter_rules()
+    ]
+
+
+def _admin_routes() -> list[MockRoute]:
+    """``/_harness/<name>`` and every mock's own admin sub-routes, from their handler tables."""
+    from mocks.core import admin as core_admin
+    from mocks.databricks import admin as databricks_admin
+    from mocks.okta import admin as okta_admin
+    from mocks.snowflake import admin as snowflake_admin
+
+    account = f"tenants/snowflake/accounts/{d.SNOWFLAKE_ACCOUNT}"
+    paths = [f"/_harness/{name}" for name in core_admin._HANDLERS]
+    paths += [f"/_harness/tenants/okta/{name}" for name in okta_admin._ROUTES]
+    paths += [f"/_harness/tenants/databricks/{name}" for name in databricks_admin._HANDLERS]
+    paths += [f"/_harness/{account}/{name}" for name in snowflake_admin._HANDLERS]
+    paths += ["/_harness/tenants/<service>", "/_harness/tenants/apps/documents"]
+    return [MockRoute("admin", "127.0.0.1", path, ANY_METHODS) for path in dict.fromkeys(paths)]
+
+
+def mock_routes() -> list[MockRoute]:
+    from mocks.databricks.urls import account_map, workspace_map
+    from mocks.okta.urls import url_map as okta_map
+    from mocks.snowflake.urls import url_map as snowflake_map
+
+    return [
+        *_from_map("okta", d.OKTA_DOMAIN, okta_map),
+        *_from_map("databricks", d.workspace_host("dbc-aaa"), workspace_map),
+        *_from_map("databricks", d.DATABRICKS_ACCOUNT_HOST, account_map),
+        *_from_map("snowflake", d.SNOWFLAKE_HOST, snowflake_map),
+        MockRoute("snowflake", d.SNOWFLAKE_HOST, "/oauth/token-exchange", ANY_METHODS),
+        *_admin_routes(),
+    ]
+
+
+MOCK_ROUTES = mock_routes()
+
+
+def test_route_enumeration_covers_every_mock() -> None:
+    """The url maps are the source of truth: a new endpoint is fuzzed without anyone listing it;
+    a map that stops enumerating (renamed, emptied) fails here instead of fuzzing nothing."""
+    counts = {v: sum(r.vendor == v for r in MOCK_ROUTES) for v in ("okta", "databricks")}
+    counts |= {v: sum(r.vendor == v for r in MOCK_ROUTES) for v in ("snowflake", "admin")}
+    assert counts["okta"] >= 20 and counts["databricks"] >= 25, counts
+    assert counts["snowflake"] >= 10 and counts["admin"] >= 25, counts
+    assert len({r.id for r in MOCK_ROUTES}) == len(MOCK_ROUTES)
+
+
+def _fill(rule: str, fuzzed: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: fuzzed.get(m[1], PLACEHOLDERS.get(m[1], "x")), rule)
+
+
+_HTML_PAGES = ("/authorize", "/logout", "/signout")
+
+
+def assert_vendor_shape(route: MockRoute, path: str, response: RawResponse) -> None:
+    """The error body each vendor documents for the path family it arrived at."""
+    if response.status < 400:
+        return
+    if response.content_type.startswith("text/html") and route.vendor != "admin":
+        # The vendors' own pages (Okta's sign-in error page): allowed where a browser goes.
+        assert any(page in path for page in _HTML_PAGES), (response.status, path)
+        return
+    if route.vendor == "okta" and "/userinfo" in path and not response.body:
+        assert "www-authenticate" in response.headers  # errors only in the challenge (§C)
+        return
+    body = json_object(response.text)
+    if route.vendor == "admin":
+        assert body.get("error") in ("invalid_request", "not_found"), body
+    elif route.vendor == "okta":
+        if "errorCode" in body:
+            assert_okta_api_shape(body)
+        else:
+            assert_oauth_shape(body)
+    elif route.vendor == "databricks":
+        if path.startswith("/oidc/"):
+            assert_oauth_shape(body)
+        else:
+            assert_databricks_shape(body)
+    elif path.startswith("/oauth/"):
+        assert_oauth_shape(body)
+    else:  # Snowflake: the GS envelope, or the REST API's {"code", "message"}
+        assert "code" in body and isinstance(body.get("message"), str), body
+
+
+def sandbox_state(sandbox: Sandbox) -> Any:
+    """Everything a request could change except the journal: every mock's model (users,
+    clients, grants, codes, token stores, sessions, policies, settings), faults, clock."""
+    clock = sandbox.clock.snapshot()
+    return model_state(
+        {
+            "okta": sandbox.okta,
+            "databricks": sandbox.databricks,
+            "snowflake": sandbox.snowflake,
+            "apps": sandbox.apps,
+            "faults": [f.to_dict() for f in sandbox.context.faults.active()],
+            "clock": {"offset": clock["offset"], "frozen": clock["frozen"]},
+            "seed": sandbox.context.ids.seed,
+        }
+    )
+
+
+def rejected(response: RawResponse) -> bool:
+    """Refused in the vendor's own way: an error status, a GS ``success: false``, or an error
+    redirect to the client."""
+    if response.status >= 400:
+        return True
+    if 300 <= response.status < 400:
+        return "error=" in response.headers.get("location", "")
+    if response.content_type.startswith("application/json") and response.body:
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            return False
+        return isinstance(body, dict) and body.get("success") is False
+    return False
+
+
+def _header_pairs(
+    auth: dict[str, str], content_type: str | None, extra: list[tuple[str, bytes]]
+) -> list[tuple[str | bytes, str | bytes]]:
+    pairs: list[tuple[str | bytes, str | bytes]] = list(auth.items())
+    if content_type is not None:
+        pairs.append(("Content-Type", content_type))
+    pairs.extend(extra)
+    return [(k, v) for k, v in pairs if b"\r" not in _b(v) and b"\n" not in _b(v)]
+
+
+def _b(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+_raw_header_values = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b),
+    st.just(b"\xff\xfe"),
+    st.just(b"x" * 30_000),
+)
+_extra_headers = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "Authorization",
+                "Accept",
+                "Content-Type",
+                "Cookie",
+                "Mcp-Session-Id",
+                "MCP-Protocol-Version",
+                "X-Forwarded-For",
+                "Origin",
+                "Transfer-Encoding-X",
+            ]
+        ),
+        _raw_header_values,
+    ),
+    max_size=3,
+)
+_queries = st.one_of(
+    st.just(""),
+    st.builds(lambda f: urlencode(f), forms),
+    st.sampled_from(["%zz&&=", "a=%00", "=&=", "a=\xe9".encode().decode("latin-1"), "a" * 3000]),
+)
+
+
+@pytest.mark.parametrize("route", MOCK_ROUTES, ids=lambda r: r.id)
+def test_every_mock_route_answers_its_vendor_shape(
+    fuzz_client: httpx.Client, _sandbox_session: Sandbox, route: MockRoute
+) -> None:
+    """Every route, every method it serves and a few it does not; raw bodies of any content
+    type, garbage credentials and headers, a fuzzed path segment now and then. The answer is
+    the vendor's error shape, and a refusal leaves every model exactly as it was."""
+    sandbox = _sandbox_session
+    address = ("127.0.0.1", sandbox.server.port)
+    placeholders = _PLACEHOLDER.findall(route.rule)
+
+    @fuzz_settings(12)
+    @given(
+        method=st.one_of(st.sampled_from(route.methods), st.sampled_from(ANY_METHODS)),
+        body=raw_bodies,
+        content_type=st.one_of(st.none(), st.sampled_from(CONTENT_TYPES)),
+        auth=auth_headers,
+        extra=_extra_headers,
+        query=_queries,
+        fuzzed=st.dictionaries(st.sampled_from(placeholders or ["-"]), path_segments, max_size=1),
+    )
+    def run(
+        method: str,
+        body: bytes,
+        content_type: str | None,
+        auth: dict[str, str],
+        extra: list[tuple[str, bytes]],
+        query: str,
+        fuzzed: dict[str, str],
+    ) -> None:
+        path = _fill(route.rule, fuzzed)
+        target = path if route.vendor == "admin" else f"http://{route.host}{path}"
+        if query:
+            target += "?" + query
+        before = sandbox_state(sandbox)
+        response = raw_request(
+            address,
+            method,
+            target.encode("utf-8"),
+            host=route.host if route.vendor != "admin" else f"127.0.0.1:{address[1]}",
+            headers=_header_pairs(auth, content_type, extra),
+            body=b"" if method in ("GET", "HEAD") and len(body) > 1000 else body,
+        )
+        where = f"{method} {target[:120]}"
+        assert_no_failure_page(response.status, response.content_type, response.text)
+        if method != "HEAD":
+            assert_vendor_shape(route, path, response)
+        if rejected(response):
+            assert_unchanged(lambda: sandbox_state(sandbox), before, "mock state", where)
+        elif route.vendor == "admin" and method not in ("GET", "HEAD"):
+            sandbox.reset()  # an accepted random change must not leak into the next case
 
     run()

@@ -17,11 +17,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import PurePath
 from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
+from harness.reproduce import reproduce_lines
 from harness.results import CheckResult, Exchange, RunResult, ScenarioResult, Status, worst
 from mocks.core.redact import JWT_RE, redact_text
 
@@ -69,6 +71,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["pretty"] = _pretty
     env.filters["utc"] = _utc
+    env.filters["anchor"] = lambda scenario_id: _anchor("s", scenario_id)
     return env
 
 
@@ -85,62 +88,78 @@ def _cited(check: CheckResult, known: set[str]) -> set[str]:
 
 
 @dataclass
-class _Column:
-    """One matrix column: a scenario with its variants (``id[variant]``) grouped."""
+class _Cell:
+    """One requirement of one scenario: the worst status of the checks citing it there."""
 
-    id: str
-    anchor: str
-    variants: int = 0
+    requirement: str
+    status: str
+    tip: str
 
 
 @dataclass
 class _Row:
-    id: str
-    status: str
-    cells: list[tuple[str, str]] = field(default_factory=list)
-    """Per column: (status or "", tooltip)."""
+    scenario: ScenarioResult
+    anchor: str
+    cells: list[_Cell]
 
 
-def _matrix(run: RunResult) -> tuple[list[_Column], list[_Row]]:
-    """Requirement rows by scenario columns, each cell the worst status citing it there.
+@dataclass
+class _Group:
+    """The scenarios of one file (scenario runs) or one catalog area (``verify``)."""
 
-    A scenario that declares a requirement but has no check citing it (for example it was
-    skipped or errored before its checks ran) contributes its own status: the requirement was
-    in scope and did not get a verdict.
+    name: str
+    title: str
+    rows: list[_Row] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row.scenario.status.value] = counts.get(row.scenario.status.value, 0) + 1
+        return counts
+
+
+def _group_name(file: str) -> str:
+    """A scenario file shows as its name (the path is the tooltip); an area as itself."""
+    if file.endswith((".yaml", ".yml")):
+        return PurePath(file).name
+    return file or "(no file)"
+
+
+def _cells(scenario: ScenarioResult, known: set[str]) -> list[_Cell]:
+    """Requirements the scenario declares or its checks cite, each with its verdict there.
+
+    A declared requirement no check cites (the scenario was skipped or stopped before its
+    checks ran) takes the scenario's own status: it was in scope and got no verdict.
+    """
+    statuses: dict[str, list[Status]] = {r: [] for r in scenario.requirements}
+    for check in scenario.checks:
+        for requirement in sorted(_cited(check, known)):
+            statuses.setdefault(requirement, []).append(check.status)
+    cells = []
+    for requirement, found in statuses.items():
+        status = worst(found) if found else scenario.status
+        tip = f"{requirement} in {scenario.id}: {status.value}"
+        if len(found) > 1:
+            tip += f" ({len(found)} checks)"
+        cells.append(_Cell(requirement, status.value, tip))
+    return cells
+
+
+def _matrix(run: RunResult) -> list[_Group]:
+    """Scenario rows grouped by file/area, in run order; each row's requirement cells.
+
+    Rows rather than a requirement x scenario grid because it has to stay readable at both
+    ends: 41 scenarios over 14 files citing 38 requirements, and ``verify`` runs with 64
+    catalog rows, each its own requirement, over 7 areas.
     """
     known = {r for s in run.scenarios for r in s.requirements}
     known |= {c.requirement for s in run.scenarios for c in s.checks if c.requirement}
-    columns: dict[str, _Column] = {}
-    # requirement -> column id -> one status per variant
-    found: dict[str, dict[str, list[Status]]] = {}
+    groups: dict[str, _Group] = {}
     for scenario in run.scenarios:
-        base = scenario.id.split("[", 1)[0]
-        column = columns.setdefault(base, _Column(base, _anchor("s", scenario.id)))
-        column.variants += 1
-        per_requirement: dict[str, list[Status]] = {}
-        for check in scenario.checks:
-            for requirement in _cited(check, known):
-                per_requirement.setdefault(requirement, []).append(check.status)
-        for requirement in scenario.requirements:
-            per_requirement.setdefault(requirement, [scenario.status])
-        for requirement, statuses in per_requirement.items():
-            found.setdefault(requirement, {}).setdefault(base, []).append(worst(statuses))
-    rows = []
-    for requirement in sorted(found):
-        by_column = found[requirement]
-        cells = []
-        for column in columns.values():
-            statuses = by_column.get(column.id, [])
-            if not statuses:
-                cells.append(("", f"{requirement} not covered by {column.id}"))
-                continue
-            tip = f"{requirement} in {column.id}"
-            if len(statuses) > 1:
-                tip += f" ({len(statuses)} variants: {', '.join(s.value for s in statuses)})"
-            cells.append((worst(statuses).value, tip))
-        overall = worst([s for statuses in by_column.values() for s in statuses])
-        rows.append(_Row(requirement, overall.value, cells))
-    return list(columns.values()), rows
+        group = groups.setdefault(scenario.file, _Group(_group_name(scenario.file), scenario.file))
+        group.rows.append(_Row(scenario, _anchor("s", scenario.id), _cells(scenario, known)))
+    return list(groups.values())
 
 
 def _exchange_texts(exchange: Exchange) -> tuple[str, str]:
@@ -186,7 +205,9 @@ def _scenario_view(scenario: ScenarioResult) -> dict[str, Any]:
 
 
 def render_html(run: RunResult) -> str:
-    columns, rows = _matrix(run)
+    groups = _matrix(run)
+    present = {s.status.value for s in run.scenarios}
+    present |= {c.status for g in groups for r in g.rows for c in r.cells}
     return (
         _environment()
         .get_template("report.html.j2")
@@ -196,13 +217,22 @@ def render_html(run: RunResult) -> str:
             summary=run.summary,
             checks=run.check_summary,
             statuses=[s.value for s in Status],
-            filters=[
-                s.value
-                for s in Status
-                if run.summary[s.value] or any(row.status == s.value for row in rows)
-            ],
-            columns=columns,
-            matrix=rows,
+            # every status has its button (a stable UI for CI readers); the absent ones
+            # are disabled rather than missing
+            filters=[(s.value, s.value in present) for s in Status],
+            groups=groups,
             scenarios=[_scenario_view(s) for s in run.scenarios],
+            failures=[
+                (s, reproduce_lines(s))
+                for s in run.scenarios
+                if s.status in (Status.FAILED, Status.ERROR, Status.STALE)
+            ],
+            expected=[
+                (s, c)
+                for s in run.scenarios
+                for c in s.checks
+                if c.status is Status.EXPECTED_FAILURE
+            ],
+            gate=run.gate,
         )
     )

@@ -1,5 +1,5 @@
 """The admin API under ``/_harness/`` (DESIGN §2): health, reset, clock, journal, faults, keys,
-seed, tenants.
+seed, tenants, sts-variants (known-bad token services, DESIGN §7).
 
 It lives on the sandbox server's own address, where it can never collide with a vendor path.
 Brokers and tools in another process use it; the CLI and pytest fixtures call the same Python
@@ -242,6 +242,63 @@ def _tenants(server: SandboxServer, request: Request, rest: str) -> Response:
     return service.admin(request, sub)
 
 
+def _sts_variants(server: SandboxServer, request: Request, rest: str) -> Response:
+    """Known-bad token services (:mod:`mocks.core.sts_variants`, DESIGN §7).
+
+    ``GET`` lists every variant and the ones switched on; ``POST {"host", "variant",
+    "keep_on_reset"?}`` switches a host (``host`` null or ``"*"``: every host; ``variant``
+    null: back to the strict mock); ``DELETE [?host=]`` switches one host, or all, back.
+    """
+    from mocks.core.sts_variants import (
+        ANY_HOST,
+        PLATFORM_VARIANTS,
+        STS_SERVICES,
+        STS_VARIANTS,
+        UnknownVariant,
+        variants_of,
+    )
+
+    registry = variants_of(server.context)
+    if request.method == "GET":
+        return json_response(
+            {
+                "variants": STS_VARIANTS,
+                "platform": sorted(PLATFORM_VARIANTS),
+                "active": registry.active(),
+            }
+        )
+    if request.method == "DELETE":
+        host = request.args.get("host")
+        if host:
+            registry.set(None if host == ANY_HOST else host, None)
+        else:
+            registry.clear()
+        return json_response({"active": registry.active()})
+    if request.method != "POST":
+        return method_not_allowed("GET, POST, DELETE")
+    params = admin_params(request)
+    if params is None or "variant" not in params:
+        return bad_request("give 'variant' (a name, or null for the strict mock) and 'host'")
+    host, name, keep = params.get("host"), params["variant"], params.get("keep_on_reset", False)
+    if host is not None and not isinstance(host, str):
+        return bad_request("'host' must be a string or null")
+    if host == ANY_HOST:
+        host = None
+    if host is not None:
+        service = server.service_for(host.lower())
+        if service is None or getattr(service, "name", None) not in STS_SERVICES:
+            return bad_request(f"{host!r} is not a token-service host of this sandbox")
+    if name is not None and not isinstance(name, str):
+        return bad_request("'variant' must be a string or null")
+    if keep not in (True, False, "true", "false"):
+        return bad_request("'keep_on_reset' must be a boolean")
+    try:
+        registry.set(host, name, keep_on_reset=keep in (True, "true"))
+    except UnknownVariant as exc:
+        return bad_request(str(exc))
+    return json_response({"active": registry.active()})
+
+
 _HANDLERS: dict[str, AdminHandler] = {
     "health": _health,
     "reset": _reset,
@@ -251,4 +308,5 @@ _HANDLERS: dict[str, AdminHandler] = {
     "keys": _keys,
     "seed": _seed,
     "tenants": _tenants,
+    "sts-variants": _sts_variants,
 }

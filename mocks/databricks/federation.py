@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 
+from mocks.core import sts_variants as bad
 from mocks.core.http import OAuthFailure
 from mocks.core.jose import SUPPORTED_ALGS
 from mocks.core.jwks import (
@@ -38,6 +39,7 @@ class SubjectVerifier:
     """Checks subject tokens for one account; holds the JWKS cache of trusted issuers."""
 
     def __init__(self, context: SandboxContext) -> None:
+        self._context = context
         self._jwks = JwksCache(context)
 
     def clear(self) -> None:
@@ -64,32 +66,43 @@ class SubjectVerifier:
         def fail(text: str) -> OAuthFailure:
             return OAuthFailure(authority.subject_error_code, text, authority.subject_error_status)
 
+        variant = bad.variant(self._context, authority.host)  # known-bad mock (selftest)
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except (jwt.InvalidTokenError, ValueError, TypeError):
+            if variant == "500-on-malformed":
+                raise bad.MalformedTokenCrash() from None
             raise fail("The subject token is not a well-formed JWT.") from None
         alg = header.get("alg")
-        if alg not in SUPPORTED_ALGS:
+        unsecured = variant == "accepts-alg-none" and bad.is_unsecured(alg)
+        confused = variant == "accepts-hs256-public-key" and alg == "HS256"
+        if alg not in SUPPORTED_ALGS and not (unsecured or confused):
             raise fail("The subject token must be signed with RS256 or ES256.")
         if "crit" in header:
             raise fail("The subject token uses unsupported critical header parameters.")
         issuer = unverified.get("iss")
         candidates = [p for p in policies if isinstance(issuer, str) and p.issuer == issuer]
+        if not candidates and variant == "ignores-issuer":
+            candidates = list(policies)  # any trusted key will do, whoever the token names
         if not candidates:
             raise fail("The subject token issuer is not trusted by any federation policy.")
-        claims = self._verified_claims(token, header, candidates, fail)
+        if unsecured:
+            claims = bad.unverified_claims(token)
+        else:
+            claims = self._verified_claims(token, header, candidates, fail, confused=confused)
         exp = claims.get("exp")
         if not isinstance(exp, int | float):
             raise fail("The subject token has no expiry.")
-        if exp + authority.skew <= now:
+        if exp + authority.skew <= now and variant != "accepts-expired":
             raise fail("The subject token has expired.")
         nbf = claims.get("nbf")
         if isinstance(nbf, int | float) and nbf - authority.skew > now:
             raise fail("The subject token is not yet valid.")
         aud = claims.get("aud")
         audiences = set([aud] if isinstance(aud, str) else aud if isinstance(aud, list) else [])
-        candidates = [p for p in candidates if audiences & set(p.audiences)]
+        if variant != "accepts-foreign-audience":
+            candidates = [p for p in candidates if audiences & set(p.audiences)]
         if not candidates:
             raise fail("The subject token audience is not accepted by the federation policy.")
         for policy in candidates:
@@ -108,6 +121,8 @@ class SubjectVerifier:
         header: dict[str, Any],
         candidates: list[FederationPolicy],
         fail: Callable[[str], OAuthFailure],
+        *,
+        confused: bool = False,
     ) -> dict[str, Any]:
         found_key = False
         for policy in candidates:
@@ -115,6 +130,11 @@ class SubjectVerifier:
             if jwk is None:
                 continue
             found_key = True
+            if confused:  # the ``accepts-hs256-public-key`` variant's RS->HS confusion
+                claims = bad.hs256_with_public_pem(token, jwk)
+                if claims is not None:
+                    return claims
+                continue
             try:
                 return verify_with_jwk(token, jwk)
             except jwt.InvalidKeyError:  # an unusable key: another policy's may verify

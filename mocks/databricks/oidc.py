@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
 
+from mocks.core import sts_variants as bad
 from mocks.core.http import (
     OAuthFailure,
     form_params,
@@ -92,11 +93,27 @@ def keys(authority: Authority) -> Response:
 
 # -- /v1/token ------------------------------------------------------------------------------
 def token(account: DatabricksAccount, authority: Authority, request: Request) -> Response:
-    if request.method != "POST":
+    variant = bad.variant(account.context, authority.host)  # a known-bad mock (selftest)
+    response = _token(account, authority, request, variant)
+    if variant == "401-not-400" and response.status_code == 400:
+        response.status_code = 401  # every rejection, whatever its cause
+    if variant == "no-cache-control":
+        return bad.strip_no_store(response)
+    return response
+
+
+def _token(
+    account: DatabricksAccount, authority: Authority, request: Request, variant: str | None
+) -> Response:
+    params: MultiDict[str, str] | None
+    if request.method == "GET" and variant == "accepts-get":
+        params = request.args  # the known-bad mock reads the query string
+    elif request.method != "POST":
         return oauth_error(
             "invalid_request", "The token endpoint only accepts POST.", 405, {"Allow": "POST"}
         )
-    params = form_params(request)
+    else:
+        params = form_params(request)
     if params is None:
         return oauth_error(
             "invalid_request", "The request body must be application/x-www-form-urlencoded."
@@ -110,12 +127,20 @@ def token(account: DatabricksAccount, authority: Authority, request: Request) ->
     basic = request.authorization if request.authorization is not None else None
     used_basic = basic is not None and basic.type == "basic"
     try:
-        return token_response(_grant(account, authority, request, form))
+        body = _grant(account, authority, request, form)
+    except bad.MalformedTokenCrash:
+        return bad.crash_page()
     except OAuthFailure as exc:
         headers = {}
-        if exc.status == 401 and used_basic:
+        status, description = exc.status, exc.description
+        if variant == "leaks-subject-token":
+            description = bad.leak(description, form.get("subject_token"))
+        if status == 401 and used_basic:
             headers["WWW-Authenticate"] = f'Basic realm="{authority.issuer}"'
-        return oauth_error(exc.error, exc.description, exc.status, headers)
+        return oauth_error(exc.error, description, status, headers)
+    if variant == "no-issued-token-type":
+        body.pop("issued_token_type", None)
+    return token_response(body)
 
 
 def _client_credentials_of(request: Request, form: dict[str, str]) -> tuple[str | None, str | None]:

@@ -501,8 +501,10 @@ class OktaService:
     # -- userinfo ----------------------------------------------------------------------
     def _userinfo(self, request: Request, server_id: str) -> Response:
         """Claims by scope; Okta reports failures in ``WWW-Authenticate`` only (§C.5)."""
-        if request.method not in ("GET", "POST"):
-            return Response(status=405, headers={"Allow": "GET, POST"})
+        if request.method not in ("GET", "POST"):  # the same 405 as every other Okta path
+            return oauth_error(
+                "invalid_request", "The HTTP method is not supported.", 405, {"Allow": "GET, POST"}
+            )
         token = bearer_token(request.headers.get("Authorization"))
         claims = self.org.verify_access_token(token, server_id) if token else None
         user = self.org.user_by_id(str(claims["uid"])) if claims else None

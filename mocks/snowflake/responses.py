@@ -24,6 +24,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
+from mocks.core import sts_variants as bad
 from mocks.core.http import (
     OAuthFailure,
     form_params,
@@ -545,7 +546,20 @@ class SnowflakeService:
 
     # -- RFC 8693 ------------------------------------------------------------------------
     def _exchange(self, request: Request, account: Account) -> Response:
-        params = _post_form(request)
+        variant = bad.variant(account.context, account.host)  # a known-bad mock (selftest)
+        response = self._exchange_answer(request, account, variant)
+        if variant == "401-not-400" and response.status_code == 400:
+            response.status_code = 401
+        if variant == "no-cache-control":
+            bad.strip_no_store(response)
+        return response
+
+    def _exchange_answer(self, request: Request, account: Account, variant: str | None) -> Response:
+        params: MultiDict[str, str] | Response
+        if request.method == "GET" and variant == "accepts-get":
+            params = request.args  # the known-bad mock reads the query string
+        else:
+            params = _post_form(request)
         if isinstance(params, Response):
             return params
         repeated = repeated_params(params, EXCHANGE_SINGLE)
@@ -579,8 +593,15 @@ class SnowflakeService:
             form["client_id"] = client.client_id
         try:
             body = self.authority.exchange(account, form)
+        except bad.MalformedTokenCrash:
+            return bad.crash_page()
         except GsError as exc:
-            return oauth_error(exc.oauth_error, exc.message, 400)
+            message = exc.message
+            if variant == "leaks-subject-token":
+                message = bad.leak(message, form.get("subject_token"))
+            return oauth_error(exc.oauth_error, message, 400)
+        if variant == "no-issued-token-type":
+            body.pop("issued_token_type", None)
         return token_response(body)
 
 

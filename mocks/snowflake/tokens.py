@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 
+from mocks.core import sts_variants as bad
 from mocks.core.jwks import JwksCache, JwksUnavailable, verify_with_jwk
 from mocks.core.server import SandboxContext
 from mocks.snowflake.models import (
@@ -149,24 +150,33 @@ class TokenAuthority:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise invalid_token() from None
+        variant = bad.variant(account.context, account.host)  # a known-bad mock (selftest)
         issuer = unverified.get("iss")
         integration = account.integration_for_issuer(issuer) if isinstance(issuer, str) else None
+        if integration is None and variant == "ignores-issuer":
+            integration = self._integration_with_kid(account, header.get("kid"))
         if integration is None:
             raise invalid_token("No security integration trusts the token's issuer.")
-        claims = self._verify_signature(integration, token, header.get("kid"))
+        if variant == "accepts-alg-none" and bad.is_unsecured(header.get("alg")):
+            claims = bad.unverified_claims(token)
+        elif variant == "accepts-hs256-public-key" and header.get("alg") == "HS256":
+            claims = self._hs256_confused(integration, token, header.get("kid"))
+        else:
+            claims = self._verify_signature(integration, token, header.get("kid"))
         now = account.now()
         skew = account.settings.skew
         for name in ("exp", "iat"):
             if not isinstance(claims.get(name), int | float):
                 raise invalid_token(f"The token has no '{name}' claim.")
-        if float(claims["exp"]) + skew <= now:
+        if float(claims["exp"]) + skew <= now and variant != "accepts-expired":
             raise expired_token()
         nbf = claims.get("nbf")
         if isinstance(nbf, int | float) and nbf - skew > now:
             raise invalid_token("The token is not valid yet.")
         if float(claims["iat"]) - skew > now:
             raise invalid_token("The token was issued in the future.")
-        if not self._audience_ok(account, integration, claims.get("aud")):
+        audience_ok = self._audience_ok(account, integration, claims.get("aud"))
+        if not audience_ok and variant != "accepts-foreign-audience":
             raise invalid_token("The token's audience is not accepted by the integration.")
         user = self._map_user(account, integration, claims)
         return integration, user, claims, self._scopes(integration, claims)
@@ -186,6 +196,31 @@ class TokenAuthority:
             except jwt.InvalidTokenError:
                 raise invalid_token("The token signature is invalid.") from None
         raise invalid_token("The token was not signed by a key of the integration.")
+
+    def _integration_with_kid(self, account: Account, kid: Any) -> ExternalOAuthIntegration | None:
+        """``ignores-issuer``: the first integration publishing ``kid``, whatever ``iss`` says."""
+        for candidate in list(account.external_integrations.values()):
+            for url in candidate.jws_keys_urls:
+                try:
+                    if self.jwks.key(url, kid if isinstance(kid, str) else None) is not None:
+                        return candidate
+                except JwksUnavailable:
+                    continue
+        return None
+
+    def _hs256_confused(
+        self, integration: ExternalOAuthIntegration, token: str, kid: Any
+    ) -> dict[str, Any]:
+        """``accepts-hs256-public-key``: HS256 "verified" with the integration's public PEM."""
+        for url in integration.jws_keys_urls:
+            try:
+                jwk = self.jwks.key(url, kid if isinstance(kid, str) else None)
+            except JwksUnavailable:
+                continue
+            claims = bad.hs256_with_public_pem(token, jwk) if jwk is not None else None
+            if claims is not None:
+                return claims
+        raise invalid_token("The token signature is invalid.")
 
     @staticmethod
     def _audience_ok(account: Account, integration: ExternalOAuthIntegration, aud: Any) -> bool:
@@ -285,6 +320,8 @@ class TokenAuthority:
         try:
             issuer = jwt.decode(subject, options={"verify_signature": False}).get("iss")
         except (jwt.InvalidTokenError, ValueError, TypeError):
+            if bad.variant(account.context, account.host) == "500-on-malformed":
+                raise bad.MalformedTokenCrash() from None
             raise invalid_token("The subject token is not a well-formed JWT.") from None
         if issuer == account.url:
             record = check_self_issued(account, subject, ("oauth_access", "exchange"))
@@ -296,6 +333,8 @@ class TokenAuthority:
         lifetime = min(
             account.settings.exchange_token_lifetime, int(identity.exp) - int(account.now())
         )
+        if lifetime <= 0 and bad.variant(account.context, account.host) == "accepts-expired":
+            lifetime = account.settings.exchange_token_lifetime  # the known-bad mock
         if lifetime <= 0:
             raise expired_token()
         scope = f"{ROLE_SCOPE}{identity.role}"
