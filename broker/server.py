@@ -6,17 +6,40 @@ resource URLs use the real port (``port=0`` picks a free one).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.variants import create_broker
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """werkzeug's handler, answering what the HTTP layer refuses before the broker sees it
+    (414, 431, a malformed request line) with RFC 6749 JSON instead of http.server's HTML
+    page: MCP clients parse every error body as JSON. The request line is not echoed."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        short, long = self.responses.get(code, ("Error", ""))
+        self.log_error("code %d, message %s", code, message or short)
+        body = json.dumps({"error": "invalid_request", "error_description": long or short})
+        self.send_response(code, short)
+        for name, value in (
+            ("Connection", "close"),
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+            ("Content-Length", str(len(body))),
+        ):
+            self.send_header(name, value)
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body.encode())
 
 
 class BrokerServer:
@@ -55,7 +78,9 @@ class BrokerServer:
         if self._server is not None:
             return self
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server(self.host, self.port, self.broker, threaded=True)
+        self._server = make_server(
+            self.host, self.port, self.broker, threaded=True, request_handler=_RequestHandler
+        )
         host = self.host if ":" not in self.host else f"[{self.host}]"
         self._url = f"http://{host}:{self._server.server_port}"
         self.broker.base_url = self.url

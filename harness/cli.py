@@ -329,6 +329,8 @@ def _row(status: str, scenario_id: str, detail: str) -> str:
 
 
 def _print_summary(run: RunResult, out: Path, quiet: bool) -> None:
+    from harness.reproduce import reproduce_lines
+
     summary = run.summary
     counts = ", ".join(f"{summary[s.value]} {s.value.lower()}" for s in Status if summary[s.value])
     verdict = {0: "PASSED", 1: "FAILED", 3: "ERROR"}[run.exit_code]
@@ -342,14 +344,11 @@ def _print_summary(run: RunResult, out: Path, quiet: bool) -> None:
                 blocking = scenario.blocking_checks()
                 for check in blocking:
                     print(f"    {check.id} {check.title}: {check.message}")
-                # the curl of the exchange that failed, then the rerun line (C4)
-                repro = next((c.reproduce for c in blocking if c.reproduce), None)
-                if repro:
-                    print("    reproduce:")
-                    for line in repro.splitlines():
-                        print(f"      {line}")
-                else:
-                    print(f"    rerun: {scenario.reproduce}")
+                # the curl of each exchange that failed, then the rerun line (C4)
+                for line in reproduce_lines(scenario):
+                    if line != scenario.reproduce:
+                        print(f"    reproduce: {line}")
+                print(f"    rerun: {scenario.reproduce}")
         for finding in run.gate:
             label = "GATE" if finding.fails else "note"
             print(f"{label}: {finding.message}")
@@ -438,10 +437,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     section = items.pop(0) if items and items[0] in listing.SECTIONS else None
     paths = [Path(item) for item in items]
     data = listing.collect(section, lambda: _load(paths))
-    print(
-        json.dumps(data, indent=2) if args.json else listing.render(data),
-        end="\n" if args.json else "",
-    )
+    sys.stdout.write(json.dumps(data, indent=2) + "\n" if args.json else listing.render(data))
     return EXIT_OK
 
 

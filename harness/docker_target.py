@@ -85,6 +85,7 @@ class DockerTarget(StartedTarget):
             volumes[ca_bundle] = {"bind": ca_bundle, "mode": "ro"}
         # the state directory is a host path: the container gets its own (empty) one instead
         env = {**env, "HARNESS_BROKER_STATE_DIR": "/tmp"}
+        self._ensure_image(errors)
         try:
             self.container = self.client.containers.run(
                 self.image,
@@ -98,14 +99,27 @@ class DockerTarget(StartedTarget):
                 volumes=volumes,
                 labels={LABEL: "broker"},
             )
-        except errors.ImageNotFound:
-            raise TargetError(
-                f"broker {self.spec}: image {self.image!r} not found "
-                "(docker/build-broker-image.sh builds mcp-harness-broker:test)"
-            ) from None
         except errors.DockerException as exc:
             raise TargetError(f"broker {self.spec} cannot be started: {exc}") from None
         self.log.follow(self.container.logs(stream=True, follow=True))
+
+    def _ensure_image(self, errors: Any) -> None:
+        """A local image is used as it is; a missing one is pulled once, as ``docker run``
+        would, and a failed pull is one line (offline CI builds its image instead)."""
+        try:
+            self.client.images.get(self.image)
+            return
+        except errors.ImageNotFound:
+            pass
+        try:
+            self.client.images.pull(self.image)
+        except errors.DockerException as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise TargetError(
+                f"broker {self.spec}: image {self.image!r} is not available locally and cannot "
+                f"be pulled ({reason}); docker/build-broker-image.sh builds "
+                "mcp-harness-broker:test offline"
+            ) from None
 
     def _exit_status(self) -> int | None:
         if self.container is None:

@@ -80,5 +80,8 @@ class ProcessTarget(StartedTarget):
             except ProcessLookupError:
                 break
         process.wait()
-        if process.stdout is not None:
+        self.log.join()
+        if process.stdout is not None and not self.log.following():
+            # not while the reader is blocked on it (a child that escaped the group still
+            # holds the pipe): closing would wait for that read; the reader ends at its EOF
             process.stdout.close()

@@ -193,12 +193,37 @@ class _Document:
         return f"{self.file}:{self.line(path)}"
 
 
+#: Deeper YAML is refused: PyYAML, the line index and the schema validator all recurse, and a
+#: RecursionError must be a file problem (file:line), not a crash. Real scenarios nest < 15.
+MAX_NESTING = 100
+
+
+def _too_deep(node: yaml.Node) -> yaml.Node | None:
+    """The first node nested deeper than :data:`MAX_NESTING`, found without recursion."""
+    stack: list[tuple[yaml.Node, int]] = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return current
+        if isinstance(current, yaml.MappingNode):
+            stack.extend((n, depth + 1) for pair in current.value for n in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((n, depth + 1) for n in current.value)
+    return None
+
+
 def _parse(path: Path) -> list[_Document]:
     display = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise ScenarioError(f"{display}: cannot read: {exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{display}:{line}: not UTF-8 text ({exc.reason})") from exc
+    deep = "{}:{}: invalid YAML: nested deeper than " + f"{MAX_NESTING} levels"
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
         documents = list(yaml.safe_load_all(text))
@@ -207,6 +232,11 @@ def _parse(path: Path) -> list[_Document]:
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(f"{display}:{line}: invalid YAML: {problem}") from exc
+    except RecursionError:
+        raise ScenarioError(deep.format(display, 1)) from None
+    for node in nodes:
+        if (too_deep := _too_deep(node)) is not None:
+            raise ScenarioError(deep.format(display, too_deep.start_mark.line + 1))
     parsed: list[_Document] = []
     for node, document in zip(nodes, documents, strict=True):
         index: dict[tuple[Any, ...], int] = {}

@@ -503,11 +503,14 @@ def run_selftest(
     def chosen(names: Iterable[str]) -> list[str]:
         return [n for n in names if only is None or n in only]
 
+    sts_names = chosen(n for n in STS_VARIANTS if n not in PLATFORM_VARIANTS) if sts else []
+    defects = chosen(DEFECTS) if broker else []
+    platform = chosen(sorted(PLATFORM_KILLS)) if broker else []
+    if not (sts_names and sts_mocks) and not defects and not platform:
+        raise UsageError("nothing to run: the selection names no variant of the chosen parts")
     result = SelftestResult()
-    if sts:
-        _sts_part(result, chosen(n for n in STS_VARIANTS if n not in PLATFORM_VARIANTS), sts_mocks)
-    if broker:
-        _scenario_part(result, chosen(DEFECTS), chosen(sorted(PLATFORM_KILLS)), full)
+    _sts_part(result, sts_names, sts_mocks)
+    _scenario_part(result, defects, platform, full)
     result.finished_at = time.time()
     return result
 

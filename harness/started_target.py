@@ -20,18 +20,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
-from harness.targets import (
-    DEFAULT_START_TIMEOUT,
-    TargetError,
-    _publishes_discovery,
-    harness_environment,
-    trust_broker,
-)
-from mocks.core.redact import redact_text
+from harness.sandbox_env import SandboxFacts, harness_env
+from harness.targets import DEFAULT_START_TIMEOUT, TargetError, _publishes_discovery, trust_broker
+from mocks.core.redact import mask, redact_text
 from mocks.sandbox import Sandbox
 
 #: What the harness polls until it answers 200 (every OAuth broker publishes RFC 8414).
@@ -57,10 +52,14 @@ class OutputLog:
 
     :meth:`drain` hands the lines since the last call to the scenario that just ran
     (``ScenarioResult.target_log``); :meth:`tail` keeps the last lines for error messages even
-    after a drain. Redaction happens on arrival, so no whole token is ever stored.
+    after a drain. Redaction happens on arrival, so no whole token is ever stored: JWTs, and
+    the secrets the harness itself handed the broker (a broker printing its configuration
+    must not put the client secret into the report).
     """
 
-    def __init__(self, limit: int = 2000) -> None:
+    def __init__(self, limit: int = 2000, secrets: Iterable[str] = ()) -> None:
+        #: Longest first, so a secret containing another is masked whole.
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._lines: deque[str] = deque(maxlen=limit)
         self._tail: deque[str] = deque(maxlen=ERROR_TAIL)
         self._lock = threading.Lock()
@@ -69,6 +68,8 @@ class OutputLog:
 
     def add(self, line: str) -> None:
         text = redact_text(line.rstrip("\r\n"))
+        for secret in self.secrets:
+            text = text.replace(secret, mask(secret))
         if not text.strip():
             return
         with self._lock:
@@ -104,6 +105,10 @@ class OutputLog:
     def join(self, timeout: float = 2.0) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def following(self) -> bool:
+        """Whether the reader thread still waits for output."""
+        return self._thread is not None and self._thread.is_alive()
 
     def drain(self) -> list[str]:
         with self._lock:
@@ -158,7 +163,7 @@ class StartedTarget:
         self.url = f"http://127.0.0.1:{self.port}"
         self.health_url = _health_url(self.url, health)
         self.timeout = timeout
-        self.log = OutputLog()
+        self.log = OutputLog(secrets=_secrets(harness_env(SandboxFacts.of(sandbox), self.url)))
         self.state_dir = tempfile.mkdtemp(prefix="mcp-harness-broker-")
         self.is_issuer: bool | None = None
         self._stopped = False
@@ -168,14 +173,16 @@ class StartedTarget:
 
     # -- lifecycle ---------------------------------------------------------------------
     def environment(self) -> dict[str, str]:
-        """The variables the broker is started with (``serve --env-file``'s set and more)."""
+        """The variables the broker is started with: ``serve --env-file``'s set
+        (:func:`harness.sandbox_env.harness_env`, ``HARNESS_BROKER`` = the URL the harness
+        probes) and the port, state directory it is given."""
         return {
-            **harness_environment(self.sandbox, self.url),
+            **harness_env(SandboxFacts.of(self.sandbox), self.url),
             "HARNESS_BROKER_PORT": str(self.port),
             "HARNESS_BROKER_STATE_DIR": self.state_dir,
         }
 
-    def start(self) -> StartedTarget:
+    def start(self) -> Self:
         """Start the broker and wait until its health URL answers 200 (or fail in one line)."""
         try:
             self._launch(self.environment())
@@ -276,6 +283,11 @@ class StartedTarget:
 
     def _terminate(self, grace: float) -> None:
         raise NotImplementedError
+
+
+def _secrets(environment: dict[str, str]) -> list[str]:
+    """The values among the broker's variables that are secrets (client secret, password)."""
+    return [v for k, v in environment.items() if k.endswith(("_SECRET", "_PASSWORD"))]
 
 
 def _health_url(base: str, health: str | None) -> str:

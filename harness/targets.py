@@ -87,37 +87,6 @@ def reference_config_values(sandbox: Sandbox) -> dict[str, str]:
     }
 
 
-def harness_environment(sandbox: Sandbox, broker_url: str | None = None) -> dict[str, str]:
-    """The ``HARNESS_*`` values a broker under test is configured with (``serve --env-file``
-    writes them; ``cmd:`` and ``docker:`` targets get them as environment variables).
-
-    One function so the env file, ``mcp-harness env`` and the started brokers never drift
-    apart. ``HARNESS_BROKER`` (the broker's base URL) only when one is known.
-    """
-    values = {
-        "HARNESS_PROXY": sandbox.proxy_url,
-        "HARNESS_ADMIN": sandbox.admin_url,
-        "HARNESS_OKTA_ISSUER": sandbox.okta_issuer,
-        "HARNESS_OKTA_CLIENT_ID": defaults.TEST_CLIENT_ID,
-        "HARNESS_OKTA_CLIENT_SECRET": defaults.TEST_CLIENT_SECRET,
-        "HARNESS_USERS": ",".join(login for login, *_ in defaults.USERS),
-        "HARNESS_USER_PASSWORD": defaults.USER_PASSWORD,
-        "HARNESS_DATABRICKS_WORKSPACES": ",".join(
-            sandbox.workspace(name).url for name in defaults.WORKSPACES
-        ),
-        "HARNESS_DATABRICKS_ACCOUNT_HOST": sandbox.context.url_for(
-            defaults.DATABRICKS_ACCOUNT_HOST
-        ),
-        "HARNESS_DATABRICKS_ACCOUNT_ID": defaults.DATABRICKS_ACCOUNT_ID,
-        "HARNESS_SNOWFLAKE_ACCOUNTS": sandbox.snowflake_account().url,
-    }
-    if broker_url is not None:
-        values["HARNESS_BROKER"] = broker_url
-    if sandbox.ca_bundle is not None:
-        values["HARNESS_CA_BUNDLE"] = str(sandbox.ca_bundle)
-    return values
-
-
 #: The Databricks account federation policy through which the sandbox trusts a broker as an
 #: issuer (the federated exchange flow): issuer = the broker's URL, keys from its discovery.
 BROKER_POLICY_ID = "mcp-broker"

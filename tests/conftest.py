@@ -6,15 +6,23 @@ reset before every test, so tests see only the default data and a real-time cloc
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from mocks.sandbox import Sandbox
+
+# Property tests are reproducible by default (``ci``: derandomized, no deadline on a shared
+# machine); ``HYPOTHESIS_PROFILE=explore`` draws fresh random cases on every run.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

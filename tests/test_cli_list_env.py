@@ -131,7 +131,7 @@ def test_validate_counts_when_everything_is_valid(
         "version: 1\ndefine:\n  go:\n    - mark: go\n"
     )
     (tmp_path / "a.scenario.yaml").write_text(
-        HEAD + "includes: [fragments/setup]\nsteps:\n  - include: go\n"
+        HEAD + "includes: [setup]\nsteps:\n  - include: go\n"  # found in fragments/
     )
     assert main(["validate", str(tmp_path)]) == 0
     assert capsys.readouterr().out == "ok: 1 file(s), 1 scenario(s), 1 fragment(s)\n"

@@ -374,13 +374,14 @@ def assert_vendor_shape(route: MockRoute, path: str, response: RawResponse) -> N
         else:
             assert_oauth_shape(body)
     elif route.vendor == "databricks":
-        if path.startswith("/oidc/"):
+        # A path no rule matches gets the workspace's REST 404 wherever it points.
+        if path.startswith("/oidc/") and body.get("error_code") != "ENDPOINT_NOT_FOUND":
             assert_oauth_shape(body)
         else:
             assert_databricks_shape(body)
-    elif path.startswith("/oauth/"):
-        assert_oauth_shape(body)
-    else:  # Snowflake: the GS envelope, or the REST API's {"code", "message"}
+    elif path.startswith("/oauth/") and ("error" in body or response.status not in (404, 405)):
+        assert_oauth_shape(body)  # the routing layer's 404/405 may use the generic envelope
+    else:  # Snowflake: the GS envelope, or the REST API's {"code", "message"} (and routing)
         assert "code" in body and isinstance(body.get("message"), str), body
 
 
@@ -492,7 +493,8 @@ def test_every_mock_route_answers_its_vendor_shape(
         query: str,
         fuzzed: dict[str, str],
     ) -> None:
-        path = _fill(route.rule, fuzzed)
+        # A space would end the request-target: that is test_broken_request_heads_get_json's.
+        path = _fill(route.rule, fuzzed).replace(" ", "%20")
         target = path if route.vendor == "admin" else f"http://{route.host}{path}"
         if query:
             target += "?" + query
@@ -507,11 +509,34 @@ def test_every_mock_route_answers_its_vendor_shape(
         )
         where = f"{method} {target[:120]}"
         assert_no_failure_page(response.status, response.content_type, response.text)
-        if method != "HEAD":
-            assert_vendor_shape(route, path, response)
+        if method != "HEAD":  # the path as the server sees it: a fuzzed "?" starts the query
+            assert_vendor_shape(route, path.split("?", 1)[0], response)
         if rejected(response):
             assert_unchanged(lambda: sandbox_state(sandbox), before, "mock state", where)
         elif route.vendor == "admin" and method not in ("GET", "HEAD"):
             sandbox.reset()  # an accepted random change must not leak into the next case
 
     run()
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        ("http://acme.okta.test/oauth2/default/v1/keys", [("X-Big", "a" * 70_000)]),
+        ("http://acme.okta.test/" + "a" * 70_000, []),
+        ("http://acme.okta.test/oauth2/default/v1/token x y", []),
+        ("http://dbc-aaa.cloud.databricks.test/api/2.0/mcp/sql\x00\x7f", []),
+        ("/_harness/health HTTP/9.9 extra", []),
+    ],
+    ids=["huge-header", "huge-uri", "spaces", "nul-del", "bad-version"],
+)
+def test_broken_request_heads_get_json(
+    _sandbox_session: Sandbox, target: str, headers: list[tuple[str, str]]
+) -> None:
+    """What the HTTP layer refuses before any mock sees it (414, 431, a request line that does
+    not parse) is still JSON with an ``error``, never http.server's HTML page."""
+    address = ("127.0.0.1", _sandbox_session.server.port)
+    response = raw_request(address, "GET", target, host=d.OKTA_DOMAIN, headers=headers)
+    assert_no_failure_page(response.status, response.content_type, response.text)
+    if response.status >= 400:  # the sandbox's own refusal, or the vendor's for what parsed
+        assert set(json_object(response.text)) & {"error", "error_code", "errorCode"}

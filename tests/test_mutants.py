@@ -24,6 +24,7 @@ from harness.selftest import (
     scenarios,
 )
 from harness.selftest_kills import EXPECTED_KILLS, PLATFORM_CHECKS, PLATFORM_KILLS
+from mocks.core.sts_variants import PLATFORM_VARIANTS
 
 
 @functools.cache
@@ -73,6 +74,7 @@ def test_every_broker_check_is_caught_by_some_defect(good_run: RunResult) -> Non
     declared = set().union(*EXPECTED_KILLS.values())
     assert every - declared == PLATFORM_CHECKS
     assert set().union(*PLATFORM_KILLS.values()) == PLATFORM_CHECKS
+    assert set(PLATFORM_KILLS) == PLATFORM_VARIANTS
 
 
 @pytest.mark.parametrize("defect", sorted(DEFECTS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from importlib.resources import files
 from pathlib import Path
@@ -11,7 +12,16 @@ import jsonschema
 import pytest
 
 from harness.reporting import FORMATS, new_run_id, write_reports
-from harness.results import CheckResult, Exchange, RunResult, ScenarioResult, Status, TokenRecord
+from harness.reporting.markdown import MAX_BYTES
+from harness.results import (
+    CheckResult,
+    Exchange,
+    GateFinding,
+    RunResult,
+    ScenarioResult,
+    Status,
+    TokenRecord,
+)
 from mocks.core.jose import fixture_key
 from mocks.core.redact import fingerprint
 
@@ -157,3 +167,160 @@ def test_no_report_ever_contains_a_whole_token(tmp_path: Path) -> None:
         text = path.read_text()
         assert RAW not in text, path.name
         assert signature not in text, path.name
+
+
+# -- CI gate additions: reproduce lines everywhere, baseline statuses, size, profile --------
+CURL = 'curl -sS -i -X POST --data-urlencode "subject_token=$SUBJECT_TOKEN" http://b/token'
+RERUN = "mcp-harness run -k 'bad[v1]' --broker reference:x"
+
+
+def gate_run() -> RunResult:
+    """A failure whose check carries the runner's two-line reproduce, an expected failure,
+    a stale entry, a coverage-gate finding, and a profile with one override."""
+    run = sample_run()
+    bad = next(s for s in run.scenarios if s.id == "bad[v1]")
+    bad.checks[0].reproduce = f"{CURL}\n{RERUN}"
+    known = ScenarioResult(id="known", name="k", file="s/k.scenario.yaml", line=2, requirements=[])
+    known.checks.append(
+        CheckResult(
+            id="K-01",
+            title="known",
+            status=Status.EXPECTED_FAILURE,
+            original_status=Status.FAILED,
+            baseline="expected-failures.yaml:3: BRK-1 fix in 2.4",
+        )
+    )
+    stale = ScenarioResult(id="old", name="o", file="s/o.scenario.yaml", line=2, requirements=[])
+    stale.checks.append(
+        CheckResult(
+            id="O-01",
+            title="old",
+            status=Status.STALE,
+            original_status=Status.PASSED,
+            message="PASSED, but 'old:O-01' is in the baseline; remove it from the baseline",
+            baseline="expected-failures.yaml:5: was broken",
+        )
+    )
+    for scenario in (known, stale):
+        scenario.finish()
+    run.scenarios += [known, stale]
+    run.baseline = {
+        "file": "expected-failures.yaml",
+        "entries": [
+            {"id": "known:K-01", "comment": "BRK-1", "line": 3, "outcome": "expected-failure",
+             "matched": ["known"]},
+            {"id": "old:O-01", "comment": "was", "line": 5, "outcome": "stale",
+             "matched": ["old"]},
+        ],
+    }  # fmt: skip
+    run.gate.append(GateFinding("checks-not-run", "bad[v1]", "bad[v1] ended before X-2 ran"))
+    run.profile = {
+        "name": "databricks",
+        "description": "Databricks token federation",
+        "overrides": [
+            {"check": "ER-03", "level": "MUST", "verdict": "WARNING", "reason": "documented 401"}
+        ],
+    }
+    return run
+
+
+def test_every_format_carries_both_reproduce_lines(tmp_path: Path) -> None:
+    out = write_reports(gate_run(), tmp_path)
+    junit = ET.parse(out / "junit.xml").getroot()
+    failure = junit.find("testcase[@name='bad[v1]']/failure")
+    assert failure is not None and CURL in (failure.text or "") and RERUN in (failure.text or "")
+    md = (out / "summary.md").read_text()
+    block = md.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert block.splitlines() == [CURL, RERUN]
+    html = (out / "report.html").read_text()
+    assert 'class="copy"' in html and "subject_token=$SUBJECT_TOKEN" in html
+    data = json.loads((out / "results.json").read_text())
+    bad = next(s for s in data["scenarios"] if s["id"] == "bad[v1]")
+    assert bad["checks"][0]["reproduce"] == f"{CURL}\n{RERUN}"
+
+
+def test_baseline_statuses_in_every_format(tmp_path: Path) -> None:
+    run = gate_run()
+    assert run.exit_code == 3  # the sample's harness error still wins
+    out = write_reports(run, tmp_path)
+    data = json.loads((out / "results.json").read_text())
+    schema = json.loads(files("harness").joinpath("schemas/results.schema.json").read_text())
+    jsonschema.validate(data, schema)
+    assert data["summary"]["EXPECTED_FAILURE"] == 1 and data["summary"]["STALE"] == 1
+    assert data["gate"][0]["kind"] == "checks-not-run"
+    suite = ET.parse(out / "junit.xml").getroot()
+    # FAILED + STALE + the coverage-gate case; SKIPPED + EXPECTED_FAILURE
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("7", "3", "2")
+    skipped = suite.find("testcase[@name='known']/skipped")
+    assert skipped is not None and "BRK-1 fix in 2.4" in (skipped.get("message") or "")
+    stale = suite.find("testcase[@name='old']/failure")
+    assert stale is not None and stale.get("type") == "stale-baseline"
+    assert suite.find("testcase[@name='coverage-gate']/failure") is not None
+    md = (out / "summary.md").read_text()
+    for text in (
+        "## CI gate",
+        "## Baseline `expected-failures.yaml`",
+        "**STALE**: remove it from the baseline",
+        "## Expected failures (1)",
+        "## Profile `databricks`",
+        "| `ER-03` | MUST | WARNING | documented 401 |",
+        "<details><summary>Requirement matrix",
+    ):
+        assert text in md, text
+    html = (out / "report.html").read_text()
+    for text in ('id="gate"', 'id="baseline"', 'id="expected"', "documented 401", "was FAILED"):
+        assert text in html, text
+
+
+def test_html_has_a_strict_csp_and_a_button_per_status(tmp_path: Path) -> None:
+    html = (write_reports(gate_run(), tmp_path) / "report.html").read_text()
+    assert (
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">"
+    ) in html
+    for status in Status:
+        assert f'data-filter="{status.value}"' in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+
+
+def test_verify_runs_group_the_matrix_by_area(tmp_path: Path) -> None:
+    run = RunResult(run_id="v-1", broker="http://sts/token", harness_version="0")
+    run.environment["mode"] = "verify"
+    for n, area in enumerate(["§1 RFC 8693 request processing"] * 3 + ["§3 Error responses"]):
+        scenario = ScenarioResult(
+            id=f"TX-0{n}", name="t", file=area, line=0, requirements=[], reproduce="r"
+        )
+        scenario.checks.append(
+            CheckResult(id=f"TX-0{n}", title="t", status=Status.PASSED, requirement="RFC 8693 §2.1")
+        )
+        scenario.finish()
+        run.scenarios.append(scenario)
+    html = (write_reports(run, tmp_path) / "report.html").read_text()
+    assert html.count('<tbody class="group">') == 2
+    assert ">§1 RFC 8693 request processing <small>3 passed</small>" in html
+    assert "grouped by area" in html
+
+
+def test_summary_fits_a_github_job_summary(tmp_path: Path) -> None:
+    run = RunResult(run_id="big-1", broker="reference", harness_version="0")
+    for n in range(12000):
+        scenario = ScenarioResult(
+            id=f"a-scenario-with-a-long-readable-name[variant-{n}]",
+            name="s",
+            file=f"f{n // 50}.scenario.yaml",
+            line=1,
+            requirements=["BR-01"],
+        )
+        scenario.checks.append(
+            CheckResult(
+                id="X-01", title="t", status=Status.FAILED, message="x" * 5000,
+                reproduce=f"curl {'y' * 3000}\nmcp-harness run -k s{n}",
+            )
+        )  # fmt: skip
+        scenario.finish()
+        run.scenarios.append(scenario)
+    text = (write_reports(run, tmp_path, ["md"]) / "summary.md").read_text()
+    assert len(text.encode()) <= MAX_BYTES < 1024 * 1024
+    assert text.startswith("# MCP broker conformance: FAILED")
+    assert "more failing scenarios; see report.html" in text
+    assert "more rows; see report.html" in text and text.rstrip().endswith("</details>")

@@ -63,7 +63,9 @@ class Sts:
 
     def mint(self, *, lifetime: int = 300, **claims: Any) -> str:
         merged = {**self.claims, **claims}
-        return self.issuer.mint({k: v for k, v in merged.items() if v is not None}, lifetime=lifetime)
+        return self.issuer.mint(
+            {k: v for k, v in merged.items() if v is not None}, lifetime=lifetime
+        )
 
     def form(self, subject: str) -> dict[str, str]:
         return {"grant_type": TX, "subject_token": subject, "subject_token_type": self.token_type}

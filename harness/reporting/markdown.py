@@ -91,11 +91,15 @@ def _header(run: RunResult) -> list[str]:
     return lines
 
 
+def _where(scenario: ScenarioResult) -> str:
+    """``file:line`` for scenario files; a ``verify`` area (line 0) stands alone."""
+    return _text(f"{scenario.file}:{scenario.line}" if scenario.line else scenario.file)
+
+
 def _failure(scenario: ScenarioResult) -> list[str]:
     lines = [
         "",
-        f"### {scenario.status.value} {_code(scenario.id)} "
-        f"({_text(scenario.file)}:{scenario.line})",
+        f"### {scenario.status.value} {_code(scenario.id)} ({_where(scenario)})",
         "",
     ]
     if scenario.error:

@@ -11,6 +11,7 @@ paths.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import socket
 import ssl
@@ -125,6 +126,21 @@ class _RequestHandler(WSGIRequestHandler):
         if self._wrap(tls.context_for(host)):
             self.tunnel_host = host if port == "443" else authority
             self.close_connection = False  # the outer loop reads the tunnelled requests
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A request the HTTP layer refuses before any mock sees it (414, 431, a malformed
+        request line) gets JSON like every other answer of the sandbox, not http.server's
+        HTML page; the request line is not echoed back."""
+        short, long = self.responses.get(code, ("Error", ""))
+        self.log_error("code %d, message %s", code, message or short)
+        body = json.dumps({"error": "invalid_request", "error_description": long or short})
+        self.send_response(code, short)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body.encode())
 
     def make_environ(self) -> Any:
         environ = super().make_environ()

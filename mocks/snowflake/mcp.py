@@ -15,6 +15,7 @@ unverified, §F).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
@@ -56,6 +57,9 @@ def metadata_url(account: Account, path: str) -> str:
 
 
 def _path(database: str, schema: str, name: str) -> str:
+    """The server's URL path, segments percent-encoded: it goes into ``WWW-Authenticate``,
+    where a decoded ``"`` or non-Latin-1 character from the request would break the header."""
+    database, schema, name = (quote(part, safe="") for part in (database, schema, name))
     return f"/api/v2/databases/{database}/schemas/{schema}/mcp-servers/{name}"
 
 
@@ -100,8 +104,12 @@ def handle(
     server = account.mcp_server(database, schema, name)
     if server is None or (server.roles is not None and identity.role not in server.roles):
         return _error("002003", _missing(database, schema, name), 404)
-    if request.method != "POST":
-        return Response(status=405, headers={"Allow": "POST"}, content_type="application/json")
+    if request.method != "POST":  # the body of every other Snowflake 405, not an empty one
+        return json_response(
+            {"code": None, "message": "Method not allowed.", "success": False},
+            405,
+            {"Allow": "POST"},
+        )
 
     def call_tool(rpc_id: Any, params: dict[str, Any]) -> Response:
         return _call_tool(account, server, identity, rpc_id, params)
