@@ -162,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_HARNESS
+    except BrokenPipeError:  # `mcp-harness list | head`: the reader left, nothing is wrong
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
+        return EXIT_OK
     except Exception as exc:  # a harness bug: one line, exit 3, never a traceback
         _error(f"harness error: {type(exc).__name__}: {exc}")
         return EXIT_HARNESS

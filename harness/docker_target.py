@@ -49,8 +49,6 @@ def docker_client() -> Any:
 
 
 class DockerTarget(StartedTarget):
-    kind = "docker"
-
     def __init__(
         self,
         image: str,

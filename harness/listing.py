@@ -1,14 +1,12 @@
 """What ``mcp-harness list`` shows: scenarios, checks, profiles and known-bad variants.
 
 Each section is built as plain data (for ``--json``) and rendered as text separately. The
-verify catalog, its profiles and the mock STS variants live in modules other parts of the
-project provide; they are imported lazily, and a section whose module is not installed says
-"(not available)" instead of failing the whole listing.
+verify catalog, its profiles and the mock STS variants are imported only when their section is
+asked for, so ``list scenarios`` stays as fast as loading the files.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,16 +21,6 @@ RUNNER_CHECKS: dict[str, str] = {
     "AUDIT-01": "scenario reads the broker's audit log (SKIPPED for other targets)",
     "CONFIG-01": "scenario needs broker settings the harness can apply (SKIPPED otherwise)",
 }
-
-
-def _optional(module: str) -> Any | None:
-    """``module`` if it is installed; None only when it (not one of its imports) is missing."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
-            return None
-        raise
 
 
 # -- data ------------------------------------------------------------------------------
@@ -89,13 +77,11 @@ def scenario_checks(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     return sorted(found.values(), key=lambda row: row["id"])
 
 
-def catalog_checks() -> list[dict[str, Any]] | None:
-    """The verify catalog (contract C2), or None while it is not available."""
-    module = _optional("harness.verify.catalog")
-    if module is None:
-        return None
-    catalog = module.CATALOG
-    specs = catalog.values() if isinstance(catalog, dict) else catalog
+def catalog_checks() -> list[dict[str, Any]]:
+    """The verify catalog (``REQUIREMENTS.md`` §1-§7)."""
+    from harness.verify.catalog import CATALOG
+
+    specs = CATALOG.values() if isinstance(CATALOG, dict) else CATALOG
     return [
         {
             "id": spec.id,
@@ -108,13 +94,12 @@ def catalog_checks() -> list[dict[str, Any]] | None:
     ]
 
 
-def profiles() -> list[dict[str, Any]] | None:
-    module = _optional("harness.verify.profiles")
-    if module is None:
-        return None
+def profiles() -> list[dict[str, Any]]:
+    from harness.verify.profiles import available, load_profile
+
     rows: list[dict[str, Any]] = []
-    for name in module.available():
-        profile = module.load_profile(name)
+    for name in available():
+        profile = load_profile(name)
         rows.append(
             {
                 "name": name,
@@ -134,13 +119,12 @@ def broker_variants() -> list[dict[str, str]]:
     ]
 
 
-def sts_variants() -> list[dict[str, str]] | None:
-    module = _optional("mocks.core.sts_variants")
-    if module is None:
-        return None
+def sts_variants() -> list[dict[str, str]]:
+    from mocks.core.sts_variants import STS_VARIANTS
+
     return [
         {"name": name, "description": description}
-        for name, description in sorted(module.STS_VARIANTS.items())
+        for name, description in sorted(STS_VARIANTS.items())
     ]
 
 
@@ -161,7 +145,6 @@ def collect(section: str | None, load: Callable[[], list[Scenario]]) -> dict[str
 
 
 # -- text ------------------------------------------------------------------------------
-NOT_AVAILABLE = "  (not available)"
 
 
 def render(data: dict[str, Any]) -> str:
@@ -179,29 +162,22 @@ def render(data: dict[str, Any]) -> str:
         for row in scenario:
             used = ", ".join(row["scenarios"]) or "(the runner)"
             lines.append(f"  {row['id']:<12} {row['level']:<8} {row['title'] or '-'}  [{used}]")
-        lines.append(f"Checks of the verify catalog ({len(catalog) if catalog else 0}):")
-        if catalog is None:
-            lines.append(NOT_AVAILABLE)
-        else:
-            for row in catalog:
-                lines.append(f"  {row['id']:<12} {row['level']:<8} {row['area']}: {row['title']}")
+        lines.append(f"Checks of the verify catalog ({len(catalog)}):")
+        for row in catalog:
+            lines.append(f"  {row['id']:<12} {row['level']:<8} {row['area']}: {row['title']}")
     if "profiles" in data:
         lines.append("Verify profiles:")
-        if data["profiles"] is None:
-            lines.append(NOT_AVAILABLE)
-        else:
-            for row in data["profiles"]:
-                lines.append(f"  {row['name']:<44} {row['description']}")
+        for row in data["profiles"]:
+            lines.append(f"  {row['name']:<44} {row['description']}")
     if "variants" in data:
         lines.append("Brokers and reference broker variants (--broker):")
         lines.append(f"  {'reference':<44} the reference broker (in-process)")
         for row in data["variants"]["broker"]:
             lines.append(f"  {row['name']:<44} {row['description']}")
         lines.append(f"  {'url:<base>':<44} a broker already running at <base>")
-        lines.append("Mock STS known-bad variants:")
-        if data["variants"]["sts"] is None:
-            lines.append(NOT_AVAILABLE)
-        else:
-            for row in data["variants"]["sts"]:
-                lines.append(f"  {row['name']:<44} {row['description']}")
+        lines.append(f"  {'cmd:<command>':<44} a broker the harness starts (HARNESS_* env)")
+        lines.append(f"  {'docker:<image>':<44} a broker container the harness runs (host network)")
+        lines.append("Mock STS known-bad variants (selftest):")
+        for row in data["variants"]["sts"]:
+            lines.append(f"  {row['name']:<44} {row['description']}")
     return "\n".join(lines) + "\n"

@@ -216,7 +216,7 @@ def _not_run(scenario: Scenario, reason: str, broker: str) -> ScenarioResult:
         requirements=scenario.requirements,
         description=scenario.description,
         error=f"not run: {reason}",
-        reproduce=f"mcp-harness run -k {shlex.quote(scenario.id)} --broker {broker}",
+        reproduce=f"mcp-harness run -k {shlex.quote(scenario.id)} --broker {shlex.quote(broker)}",
     )
     result.finish()
     return result

@@ -19,8 +19,6 @@ from mocks.sandbox import Sandbox
 
 
 class ProcessTarget(StartedTarget):
-    kind = "cmd"
-
     def __init__(
         self,
         command: str,

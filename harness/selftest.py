@@ -273,6 +273,7 @@ class StsBench:
             probe_other=probe_other,
             clock=sandbox.clock.now,
             extra_claims=extra,
+            allow_plain_http=True,
         )
 
     def run(self, mock: str, profile: str, variant: str | None) -> RunResult:

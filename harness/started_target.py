@@ -140,7 +140,6 @@ class StartedTarget:
 
     shares_clock = False
     can_configure = False
-    kind = "started"
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ from fuzz_strategies import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from werkzeug.wrappers import Response
 
 from broker.config import BrokerConfig
 from broker.server import BrokerServer
@@ -228,6 +229,31 @@ def _fill(path: str, segment: str) -> str:
     return path.replace("<segment>", segment).replace(" ", "%20")
 
 
+def check_broker_route(
+    fx: Fixture,
+    route: BrokerRoute,
+    method: str,
+    body: bytes = b"",
+    content_type: str | None = None,
+    auth: dict[str, str] | None = None,
+    query: str = "",
+    segment: str = "dbc-aaa",
+) -> None:
+    """One request at one route: a clean answer, no token for garbage, and a refusal that
+    stores nothing (and, at a resource URL, calls no upstream)."""
+    target = _fill(route.path, segment) + (f"?{query}" if query else "")
+    before = broker_state(fx.server)
+    journal = len(fx.sandbox.journal.entries())
+    response = fx.request(method, target.encode(), _headers(auth or {}, content_type), body)
+    assert_broker_answer(fx, response, method)
+    if route.path == "/token":  # garbage never buys a token
+        assert response.status != 200, response.text[:200]
+    if refused(response):
+        assert_unchanged(lambda: broker_state(fx.server), before, "broker rows", target[:100])
+        if "<segment>" in route.path:
+            assert len(fx.sandbox.journal.entries()) == journal, "a refusal went upstream"
+
+
 @pytest.mark.parametrize("route", BROKER_ROUTES, ids=lambda r: r.id)
 def test_every_broker_route_refuses_garbage_cleanly(fx: Fixture, route: BrokerRoute) -> None:
     """Each route with its own method and others, raw bodies of any content type, garbage
@@ -250,19 +276,109 @@ def test_every_broker_route_refuses_garbage_cleanly(fx: Fixture, route: BrokerRo
         query: str,
         segment: str,
     ) -> None:
-        target = _fill(route.path, segment) + (f"?{query}" if query else "")
-        before = broker_state(fx.server)
-        journal = len(fx.sandbox.journal.entries())
-        response = fx.request(method, target.encode(), _headers(auth, content_type), body)
-        assert_broker_answer(fx, response, method)
-        if route.path == "/token":  # garbage never buys a token
-            assert response.status != 200, response.text[:200]
-        if refused(response):
-            assert_unchanged(lambda: broker_state(fx.server), before, "broker rows", target[:100])
-            if "<segment>" in route.path:
-                assert len(fx.sandbox.journal.entries()) == journal, "a refusal went upstream"
+        check_broker_route(fx, route, method, body, content_type, auth, query, segment)
 
     run()
+
+
+# -- test the tester: each property fails against a broker with the defect it guards ---------
+def _route(method: str, path: str) -> BrokerRoute:
+    return next(r for r in BROKER_ROUTES if (r.method, r.path) == (method, path))
+
+
+def _patched_route(
+    monkeypatch: pytest.MonkeyPatch, fx: Fixture, method: str, path: str, handler: Any
+) -> None:
+    monkeypatch.setitem(fx.server.broker._routes, (method, path), handler)
+
+
+def test_the_checks_catch_a_crash_an_html_page_and_a_cacheable_error(
+    fx: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The good registration endpoint passes; a 500, an HTML 400 and an error without
+    ``no-store`` each fail the route check."""
+    register = _route("POST", "/register")
+    check_broker_route(fx, register, "POST", b"{}", "application/json")  # the real one passes
+
+    def crash(broker: Any, request: Any) -> Any:
+        raise RuntimeError("boom")
+
+    _patched_route(monkeypatch, fx, "POST", "/register", crash)
+    with pytest.raises(AssertionError, match="500"):
+        check_broker_route(fx, register, "POST", b"{}", "application/json")
+    page = Response("<h1>Bad Request</h1>", status=400, content_type="text/html")
+    _patched_route(monkeypatch, fx, "POST", "/register", lambda b, r: page)
+    with pytest.raises(AssertionError, match="not JSON"):
+        check_broker_route(fx, register, "POST", b"{}", "application/json")
+    cacheable = Response('{"error": "invalid_request"}', 400, content_type="application/json")
+    _patched_route(monkeypatch, fx, "POST", "/register", lambda b, r: cacheable)
+    with pytest.raises(AssertionError, match="cache-control"):
+        check_broker_route(fx, register, "POST", b"{}", "application/json")
+
+
+def test_the_checks_catch_a_refusal_that_stores_a_row(
+    fx: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration that stores the client and then refuses fails the state comparison."""
+    from broker.errors import OAuthError
+    from broker.storage import Client
+
+    def leaky(broker: Any, request: Any) -> Any:
+        broker.storage.add_client(Client("leaked", None, {}, 0))
+        raise OAuthError("invalid_client_metadata", "refused after storing")
+
+    _patched_route(monkeypatch, fx, "POST", "/register", lambda b, r: _oauth(leaky, b, r))
+    try:
+        with pytest.raises(AssertionError, match="changed broker rows"):
+            check_broker_route(fx, _route("POST", "/register"), "POST", b"{}", "application/json")
+    finally:
+        with fx.server.broker.storage._lock:
+            fx.server.broker.storage._conn.execute("DELETE FROM clients WHERE client_id='leaked'")
+
+
+def _oauth(handler: Any, broker: Any, request: Any) -> Any:
+    from broker.errors import OAuthError
+    from broker.http_util import error_response
+
+    try:
+        return handler(broker, request)
+    except OAuthError as exc:
+        return error_response(exc)
+
+
+def test_the_checks_catch_a_gateway_that_echoes_the_token(
+    fx: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``invalid_token`` description quoting the presented token fails the leak check."""
+    from broker import access_tokens
+
+    forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0."
+    probe = test_resource_urls_with_fuzzed_segments.hypothesis.inner_test  # type: ignore[attr-defined]
+    probe(fx, GATEWAY, "dbc-aaa", forged, "POST", False)  # the real gateway passes
+
+    def echo(broker: Any, token: str, **_: Any) -> Any:
+        raise access_tokens.InvalidAccessToken(f"token {token} is not ours")
+
+    monkeypatch.setattr(access_tokens, "verify", echo)
+    with pytest.raises(AssertionError, match="echoed back"):
+        probe(fx, GATEWAY, "dbc-aaa", forged, "POST", False)
+
+
+def test_the_checks_catch_a_gateway_that_calls_upstream_with_a_forged_token(
+    fx: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway that contacts the workspace before refusing a forged token fails the
+    journal comparison."""
+    from broker import access_tokens
+
+    def accept_anything(broker: Any, token: str, **_: Any) -> Any:
+        broker.http.get(f"http://{d.workspace_host('dbc-aaa')}/.well-known/databricks-config")
+        raise access_tokens.InvalidAccessToken("refused, but only after calling upstream")
+
+    monkeypatch.setattr(access_tokens, "verify", accept_anything)
+    probe = test_gateway_refuses_forged_tokens_without_a_trace.hypothesis.inner_test  # type: ignore[attr-defined]
+    with pytest.raises(AssertionError, match="went upstream"):
+        probe(fx, "eyJ.e30.x", "dbc-aaa", "Bearer")
 
 
 @fuzz_settings(60)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +21,7 @@ from fuzz_strategies import (
     CONTENT_TYPES,
     RawResponse,
     assert_databricks_shape,
+    assert_jsonrpc_error,
     assert_no_failure_page,
     assert_oauth_shape,
     assert_okta_api_shape,
@@ -42,6 +43,7 @@ from hypothesis import strategies as st
 from werkzeug.routing import Map
 
 from mocks import defaults as d
+from mocks.core.http import oauth_error
 from mocks.sandbox import Sandbox
 
 OKTA = d.OKTA_ISSUER
@@ -463,19 +465,52 @@ _queries = st.one_of(
 )
 
 
-@pytest.mark.parametrize("route", MOCK_ROUTES, ids=lambda r: r.id)
-def test_every_mock_route_answers_its_vendor_shape(
-    fuzz_client: httpx.Client, _sandbox_session: Sandbox, route: MockRoute
-) -> None:
-    """Every route, every method it serves and a few it does not; raw bodies of any content
-    type, garbage credentials and headers, a fuzzed path segment now and then. The answer is
-    the vendor's error shape, and a refusal leaves every model exactly as it was."""
-    sandbox = _sandbox_session
-    address = ("127.0.0.1", sandbox.server.port)
-    placeholders = _PLACEHOLDER.findall(route.rule)
+@dataclass
+class Case:
+    """One fuzzed request at one route (what hypothesis draws, or a hand-written defect probe)."""
 
-    @fuzz_settings(12)
-    @given(
+    method: str = "POST"
+    body: bytes = b""
+    content_type: str | None = None
+    auth: dict[str, str] = field(default_factory=dict)
+    extra: list[tuple[str, bytes]] = field(default_factory=list)
+    query: str = ""
+    fuzzed: dict[str, str] = field(default_factory=dict)
+
+
+def check_route(sandbox: Sandbox, route: MockRoute, case: Case) -> None:
+    """Send ``case`` to ``route``; assert the answer is clean, vendor-shaped, and that a
+    refusal changed no model state."""
+    address = ("127.0.0.1", sandbox.server.port)
+    # A space would end the request-target: that is test_broken_request_heads_get_json's.
+    path = _fill(route.rule, case.fuzzed).replace(" ", "%20")
+    target = path if route.vendor == "admin" else f"http://{route.host}{path}"
+    if case.query:
+        target += "?" + case.query
+    before = sandbox_state(sandbox)
+    body = case.body
+    response = raw_request(
+        address,
+        case.method,
+        target.encode("utf-8"),
+        host=route.host if route.vendor != "admin" else f"127.0.0.1:{address[1]}",
+        headers=_header_pairs(case.auth, case.content_type, case.extra),
+        body=b"" if case.method in ("GET", "HEAD") and len(body) > 1000 else body,
+    )
+    where = f"{case.method} {target[:120]}"
+    assert_no_failure_page(response.status, response.content_type, response.text)
+    if case.method != "HEAD":  # the path as the server sees it: a fuzzed "?" starts the query
+        assert_vendor_shape(route, path.split("?", 1)[0], response)
+    if rejected(response):
+        assert_unchanged(lambda: sandbox_state(sandbox), before, "mock state", where)
+    elif route.vendor == "admin" and case.method not in ("GET", "HEAD"):
+        sandbox.reset()  # an accepted random change must not leak into the next case
+
+
+def cases(route: MockRoute) -> st.SearchStrategy[Case]:
+    placeholders = _PLACEHOLDER.findall(route.rule)
+    return st.builds(
+        Case,
         method=st.one_of(st.sampled_from(route.methods), st.sampled_from(ANY_METHODS)),
         body=raw_bodies,
         content_type=st.one_of(st.none(), st.sampled_from(CONTENT_TYPES)),
@@ -484,39 +519,73 @@ def test_every_mock_route_answers_its_vendor_shape(
         query=_queries,
         fuzzed=st.dictionaries(st.sampled_from(placeholders or ["-"]), path_segments, max_size=1),
     )
-    def run(
-        method: str,
-        body: bytes,
-        content_type: str | None,
-        auth: dict[str, str],
-        extra: list[tuple[str, bytes]],
-        query: str,
-        fuzzed: dict[str, str],
-    ) -> None:
-        # A space would end the request-target: that is test_broken_request_heads_get_json's.
-        path = _fill(route.rule, fuzzed).replace(" ", "%20")
-        target = path if route.vendor == "admin" else f"http://{route.host}{path}"
-        if query:
-            target += "?" + query
-        before = sandbox_state(sandbox)
-        response = raw_request(
-            address,
-            method,
-            target.encode("utf-8"),
-            host=route.host if route.vendor != "admin" else f"127.0.0.1:{address[1]}",
-            headers=_header_pairs(auth, content_type, extra),
-            body=b"" if method in ("GET", "HEAD") and len(body) > 1000 else body,
-        )
-        where = f"{method} {target[:120]}"
-        assert_no_failure_page(response.status, response.content_type, response.text)
-        if method != "HEAD":  # the path as the server sees it: a fuzzed "?" starts the query
-            assert_vendor_shape(route, path.split("?", 1)[0], response)
-        if rejected(response):
-            assert_unchanged(lambda: sandbox_state(sandbox), before, "mock state", where)
-        elif route.vendor == "admin" and method not in ("GET", "HEAD"):
-            sandbox.reset()  # an accepted random change must not leak into the next case
+
+
+@pytest.mark.parametrize("route", MOCK_ROUTES, ids=lambda r: r.id)
+def test_every_mock_route_answers_its_vendor_shape(
+    fuzz_client: httpx.Client, _sandbox_session: Sandbox, route: MockRoute
+) -> None:
+    """Every route, every method it serves and a few it does not; raw bodies of any content
+    type, garbage credentials and headers, a fuzzed path segment now and then. The answer is
+    the vendor's error shape, and a refusal leaves every model exactly as it was."""
+
+    @fuzz_settings(12)
+    @given(case=cases(route))
+    def run(case: Case) -> None:
+        check_route(_sandbox_session, route, case)
 
     run()
+
+
+def _route(rule: str) -> MockRoute:
+    return next(r for r in MOCK_ROUTES if r.rule == rule)
+
+
+def test_the_route_check_catches_a_refusal_that_changes_state(
+    fuzz_client: httpx.Client, _sandbox_session: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test the tester: an Okta token endpoint that registers a user before refusing fails."""
+    from mocks.okta.responses import OktaService
+
+    original = OktaService._token
+
+    def leaky(self: OktaService, request: Any, server_id: str) -> Any:
+        self.org.add_user("mallory@example.com", "x")
+        return original(self, request, server_id)
+
+    monkeypatch.setattr(OktaService, "_token", leaky)
+    try:
+        with pytest.raises(AssertionError, match="changed mock state"):
+            check_route(_sandbox_session, _route("/oauth2/<server_id>/v1/token"), Case())
+    finally:
+        _sandbox_session.reset()
+
+
+def test_the_route_check_catches_a_crash_and_a_wrong_error_shape(
+    fuzz_client: httpx.Client, _sandbox_session: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test the tester: a 500 fails, and so does an OAuth body at a Databricks REST path."""
+    from mocks.databricks import rest
+    from mocks.okta.responses import OktaService
+
+    scim = _route("/api/2.0/preview/scim/v2/Me")
+    check_route(_sandbox_session, scim, Case(method="GET"))  # the good mock passes
+    monkeypatch.setattr(
+        rest,
+        "rest_error",
+        lambda code, message, status, headers=None: oauth_error(
+            "invalid_token", message, status, headers
+        ),
+    )
+    with pytest.raises(AssertionError, match="invalid_token"):  # the wrong body is named
+        check_route(_sandbox_session, scim, Case(method="GET"))
+
+    def crash(self: OktaService, request: Any, server_id: str) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(OktaService, "_introspect", crash)
+    with pytest.raises(AssertionError, match="500"):
+        check_route(_sandbox_session, _route("/oauth2/<server_id>/v1/introspect"), Case())
 
 
 @pytest.mark.parametrize(
@@ -540,3 +609,107 @@ def test_broken_request_heads_get_json(
     assert_no_failure_page(response.status, response.content_type, response.text)
     if response.status >= 400:  # the sandbox's own refusal, or the vendor's for what parsed
         assert set(json_object(response.text)) & {"error", "error_code", "errorCode"}
+
+
+# -- MCP servers with a valid token: JSON-RPC errors for whatever the body is ----------------------
+_rpc_messages = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "jsonrpc": st.sampled_from(["2.0", "1.0", "", 2]),
+            "method": st.one_of(
+                st.sampled_from(["initialize", "ping", "tools/list", "tools/call", "x/y"]),
+                st.text(max_size=12),
+                json_values,
+            ),
+        },
+        optional={
+            "id": st.one_of(st.none(), st.integers(), st.text(max_size=6), json_values),
+            "params": st.one_of(
+                json_values,
+                st.fixed_dictionaries(
+                    {"name": st.one_of(st.sampled_from(["execute_sql", "sql"]), json_values)},
+                    optional={"arguments": json_values},
+                ),
+            ),
+        },
+    ),
+    json_values,
+)
+_rpc_bodies = st.one_of(
+    _rpc_messages.map(lambda m: json.dumps(m).encode()),
+    st.lists(_rpc_messages, max_size=3).map(lambda m: json.dumps(m).encode()),
+    st.binary(max_size=200),
+    st.sampled_from([b"", b"{", b"null", b"[]", b'{"jsonrpc":"2.0","id":1}']),
+)
+#: JSON-RPC 2.0's own error codes: a body that never became a valid request changes nothing.
+PROTOCOL_ERRORS = (-32700, -32600, -32601, -32602)
+
+
+@pytest.fixture(scope="module")
+def mcp_tokens(fuzz_client: httpx.Client, _sandbox_session: Sandbox) -> dict[str, str]:
+    """A Databricks workspace token (exchanged from a real Okta ID token) and a Snowflake
+    External OAuth token, minted once for the module."""
+    id_token = _sandbox_session.okta.mint_id_token(d.USERS[0][0], d.BROKER_CLIENT_ID)
+    exchanged = fuzz_client.post(
+        f"{WORKSPACE}/oidc/v1/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": id_token,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "scope": "all-apis",
+        },
+    )
+    assert exchanged.status_code == 200, exchanged.text
+    snowflake = _sandbox_session.okta.mint_access_token(
+        d.USERS[0][0], d.BROKER_CLIENT_ID, scopes=["session:role:ANALYST"]
+    )
+    return {"databricks": exchanged.json()["access_token"], "snowflake": snowflake}
+
+
+@pytest.mark.parametrize(
+    ("vendor", "url"),
+    [("databricks", f"{WORKSPACE}/api/2.0/mcp/sql"), ("snowflake", SNOWFLAKE_MCP)],
+)
+def test_mcp_servers_answer_garbage_with_json_rpc(
+    fuzz_client: httpx.Client,
+    _sandbox_session: Sandbox,
+    mcp_tokens: dict[str, str],
+    vendor: str,
+    url: str,
+) -> None:
+    """Authenticated, so the body reaches the JSON-RPC layer: every answer is a JSON-RPC
+    result or error object (or a bare 202 for a notification), and a protocol error (parse,
+    invalid request, unknown method, bad params) changes no state."""
+    sandbox = _sandbox_session
+    headers = {
+        "Authorization": f"Bearer {mcp_tokens[vendor]}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+
+    @fuzz_settings(40)
+    @given(body=_rpc_bodies)
+    def run(body: bytes) -> None:
+        before = sandbox_state(sandbox)
+        response = fuzz_client.post(url, content=body, headers=headers)
+        assert_no_failure_page(
+            response.status_code, response.headers.get("content-type", ""), response.text
+        )
+        if response.status_code == 202:
+            assert not response.content
+            return
+        assert response.status_code in (200, 400), (response.status_code, response.text[:200])
+        answer = response.json()
+        items = answer if isinstance(answer, list) else [answer]
+        for item in items:
+            assert isinstance(item, dict), answer
+            if "error" in item:
+                assert_jsonrpc_error(item)
+                if item["error"]["code"] in PROTOCOL_ERRORS:
+                    assert_unchanged(
+                        lambda: sandbox_state(sandbox), before, "mock state", repr(body[:80])
+                    )
+            else:
+                assert item.get("jsonrpc") == "2.0" and "result" in item, item
+
+    run()

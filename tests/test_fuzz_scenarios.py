@@ -223,3 +223,39 @@ def test_deeply_nested_documents_explain(tmp_path: Path, text: str) -> None:
     path = tmp_path / "deep.scenario.yaml"
     path.write_text(text, encoding="utf-8")
     assert_loads_or_explains(path)
+
+
+# -- test the tester ---------------------------------------------------------------------------
+BAD_SCHEMA = "version: 1\nid: x\nname: X\nrequirements: [BR-03]\nsteps:\n  - teleport: {}\n"
+
+
+def test_the_check_passes_good_files_and_explained_errors(tmp_path: Path) -> None:
+    assert assert_loads_or_explains(REAL_FILES[0])
+    path = tmp_path / "bad.scenario.yaml"
+    path.write_text(BAD_SCHEMA)
+    assert assert_loads_or_explains(path) == []
+
+
+def test_the_check_catches_an_error_without_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loader whose schema errors forget the line fails the file:line property."""
+    from harness import scenario
+
+    monkeypatch.setattr(scenario, "_describe_error", lambda doc, e: f"{doc.file}: {e.message}")
+    path = tmp_path / "bad.scenario.yaml"
+    path.write_text(BAD_SCHEMA)
+    with pytest.raises(AssertionError, match="not a file:line message"):
+        assert_loads_or_explains(path)
+
+
+def test_the_check_catches_a_loader_that_crashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loader that lets an exception other than ScenarioError out fails the property."""
+    from harness import scenario
+
+    def broken(data: Any, environ: Any, missing: Any) -> Any:
+        raise KeyError("HOME")
+
+    monkeypatch.setattr(scenario, "substitute", broken)
+    with pytest.raises(KeyError):
+        assert_loads_or_explains(REAL_FILES[0])

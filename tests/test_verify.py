@@ -58,9 +58,11 @@ def test_databricks_mock_passes_under_its_profile(sandbox: Sandbox, issuer: Test
     # every accepted deviation is listed with its reason, and shown in the check's message
     assert run.profile is not None and run.profile["name"] == "databricks"
     overridden = {o["check"]: o for o in run.profile["overrides"]}
-    assert {"HT-01", "TX-06", "TX-07", "JV-17"} <= set(overridden)
-    ht01 = next(s for s in run.scenarios if s.id == "HT-01").checks[0]
-    assert ht01.status is Status.INFO and overridden["HT-01"]["reason"][:40] in ht01.message
+    assert {"TX-06", "TX-07", "JV-17"} <= set(overridden)
+    tx07 = next(s for s in run.scenarios if s.id == "TX-07").checks[0]
+    assert tx07.status is Status.INFO and overridden["TX-07"]["reason"][:40] in tx07.message
+    # plain http:// is never a profile's deviation: only --allow-plain-http, and then SKIPPED
+    assert "HT-01" not in overridden and got["HT-01"] is Status.SKIPPED
     assert run.environment["mode"] == "verify"
     # mapping of contract C2
     scenario = next(s for s in run.scenarios if s.id == "TX-02")
@@ -77,7 +79,7 @@ def test_generic_profile_reports_the_mock_deviations(sandbox: Sandbox, issuer: T
         if CATALOG[o.check].verdict is Status.FAILED
     }
     assert overridden <= failed(run)
-    assert failed(run) == {"HT-01", "TX-06", "TX-07", "JV-17"}
+    assert failed(run) == {"TX-06", "TX-07", "JV-17"}
     assert run.exit_code == 1 and run.profile is not None and run.profile["overrides"] == []
 
 
@@ -92,7 +94,7 @@ def test_snowflake_mock_passes_under_its_profile(sandbox: Sandbox, issuer: TestI
             sandbox, issuer, profile="generic", extra_claims={"scp": ["session:role-any"]}
         )
     )
-    assert failed(generic) == {"HT-01", "TX-04", "TX-07", "JV-17", "IT-02"}
+    assert failed(generic) == {"TX-04", "TX-07", "JV-17", "IT-02"}
 
 
 def test_operator_token_skips_issuer_checks(sandbox: Sandbox, issuer: TestIssuer) -> None:

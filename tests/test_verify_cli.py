@@ -45,6 +45,7 @@ def test_cli_verifies_the_mock_and_writes_a_bundle(
             USER,
             "--proxy",
             sandbox.proxy_url,
+            "--allow-plain-http",
             "--report-dir",
             str(tmp_path / "reports"),
             "--bundle",
@@ -56,6 +57,8 @@ def test_cli_verifies_the_mock_and_writes_a_bundle(
     assert "PASSED: 64 checks" in out and "(profile databricks)" in out
     results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
     assert results["environment"]["mode"] == "verify" and len(results["scenarios"]) == 64
+    ht01 = next(s for s in results["scenarios"] if s["id"] == "HT-01")
+    assert ht01["status"] == "SKIPPED" and "--allow-plain-http" in ht01["checks"][0]["message"]
     files = read_bundle(tmp_path / archive)
     assert verify_manifest(files) == []
     assert {

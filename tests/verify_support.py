@@ -52,6 +52,7 @@ def databricks_config(sandbox: Sandbox, issuer: TestIssuer, **kw: Any) -> Verify
         "probe": f"{ws.url}/api/2.0/preview/scim/v2/Me",
         "probe_other": f"{other.url}/api/2.0/preview/scim/v2/Me",
         "clock": sandbox.clock.now,
+        "allow_plain_http": True,
     }
     values.update(kw)
     return VerifyConfig(**values)
@@ -67,6 +68,7 @@ def snowflake_config(sandbox: Sandbox, issuer: TestIssuer, **kw: Any) -> VerifyC
         "audiences": [AUDIENCE],
         "proxy": sandbox.proxy_url,
         "clock": sandbox.clock.now,
+        "allow_plain_http": True,
     }
     values.update(kw)
     return VerifyConfig(**values)

@@ -614,6 +614,12 @@ def _judge_malformed(c: CheckContext, what: str, response: httpx.Response | None
 def ht01(c: CheckContext) -> None:
     endpoint = c.run.config.endpoint
     parts = urlsplit(endpoint)
+    if parts.scheme == "http" and c.run.config.allow_plain_http:
+        c.skip(
+            "plain http:// endpoint accepted by --allow-plain-http (a local sandbox); "
+            "verify the https:// endpoint to score TLS"
+        )
+        return
     if parts.scheme == "http":
         c.violation("the endpoint issued a token over plain HTTP (TX-01 ran over http://)")
         return

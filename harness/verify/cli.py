@@ -103,6 +103,11 @@ def add_parser(sub: Any) -> None:
     net.add_argument("--probe", help="GET this URL with the issued token (IT-03)")
     net.add_argument("--probe-other", help="GET this other-target URL with it (IT-04)")
     net.add_argument("--proxy", help="HTTP proxy (default: HTTP(S)_PROXY from the environment)")
+    net.add_argument(
+        "--allow-plain-http",
+        action="store_true",
+        help="accept a plain http:// endpoint (a local sandbox): HT-01 is SKIPPED, not FAILED",
+    )
     net.add_argument("--ca-bundle", help="PEM file of CAs to trust")
     out = p.add_argument_group("output")
     out.add_argument("--only", help="run only these check ids (comma-separated)")
@@ -153,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         probe_other=args.probe_other,
         only=only,
         proxy=args.proxy,
+        allow_plain_http=args.allow_plain_http,
         ca_bundle=args.ca_bundle,
         subject_claim=args.subject_claim,
         extra_claims=dict(args.claim),

@@ -48,3 +48,7 @@ class VerifyConfig:
     actor_token: str | None = None
     actor_token_type: str = JWT_TYPE
     timeout: float = 10.0
+    #: Accept a plain ``http://`` endpoint (a local sandbox, which serves plain HTTP next to
+    #: HTTPS): HT-01 is then SKIPPED with that reason instead of FAILED. Off by default, so a
+    #: real vendor endpoint is always scored on TLS; no profile can switch it on.
+    allow_plain_http: bool = False
