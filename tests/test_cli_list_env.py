@@ -44,7 +44,7 @@ def test_list_shows_every_section_with_known_ids(capsys: pytest.CaptureFixture[s
         "Checks of the verify catalog (",
         "Verify profiles:",
         "Brokers and reference broker variants",
-        "Mock STS known-bad variants:",
+        "Mock STS known-bad variants (selftest):",
     ):
         assert heading in out, heading
     assert "invalid-segment[newline]" in out and "multi-workspace" in out

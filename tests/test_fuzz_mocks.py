@@ -244,21 +244,20 @@ ADMIN_PATHS = [
 def test_admin_refusals_change_nothing(
     fuzz_client: httpx.Client, _sandbox_session: Sandbox, path: str
 ) -> None:
-    """A refused admin request leaves every tenant exactly as it was (``GET tenants``)."""
+    """A refused admin request leaves every tenant exactly as it was: every mock's model,
+    the faults, the clock and the seed (:func:`sandbox_state`)."""
     admin = _sandbox_session.admin_url
 
     @FUZZ
     @given(body=json_values)
     def run(body: Any) -> None:
-        before = fuzz_client.get(f"{admin}/tenants").json()
-        faults_before = fuzz_client.get(f"{admin}/faults").json()
+        before = sandbox_state(_sandbox_session)
         response = fuzz_client.post(f"{admin}/{path}", json=body)
         assert_clean(response)
         if response.status_code >= 400:
             answer = response.json()
             assert answer["error"] in ("invalid_request", "not_found"), answer
-            assert fuzz_client.get(f"{admin}/tenants").json() == before
-            assert fuzz_client.get(f"{admin}/faults").json() == faults_before
+            assert_unchanged(lambda: sandbox_state(_sandbox_session), before, "mock state", path)
         else:
             _sandbox_session.reset()  # an accepted random change must not leak into the next
 
@@ -713,3 +712,39 @@ def test_mcp_servers_answer_garbage_with_json_rpc(
                 assert item.get("jsonrpc") == "2.0" and "result" in item, item
 
     run()
+
+
+VENDOR_HOSTS = [
+    (
+        "okta",
+        d.OKTA_DOMAIN,
+        ["", "/oauth2", "/oauth2/default", "/oauth2/default/v1", "/.well-known"],
+    ),
+    ("databricks", d.workspace_host("dbc-aaa"), ["", "/oidc", "/api/2.0", "/api/2.0/mcp"]),
+    ("databricks", d.DATABRICKS_ACCOUNT_HOST, ["", "/oidc/accounts", "/api/2.0/accounts"]),
+    ("snowflake", d.SNOWFLAKE_HOST, ["", "/oauth", "/session", "/api/v2/databases"]),
+    ("admin", "127.0.0.1", ["/_harness", "/_harness/tenants", "/_harness/tenants/okta"]),
+]
+
+
+@fuzz_settings(80)
+@given(
+    where=st.sampled_from(VENDOR_HOSTS).flatmap(
+        lambda v: st.tuples(st.just(v[0]), st.just(v[1]), st.sampled_from(v[2]))
+    ),
+    segments=st.lists(path_segments, min_size=1, max_size=5),
+    method=st.sampled_from(["GET", "POST", "DELETE", "OPTIONS"]),
+)
+def test_random_paths_on_every_host_answer_the_vendor_shape(
+    fuzz_client: httpx.Client,
+    _sandbox_session: Sandbox,
+    where: tuple[str, str, str],
+    segments: list[str],
+    method: str,
+) -> None:
+    """Dot segments, NUL, percent-encoded slashes and garbage below each vendor's path
+    families: the vendor's 4xx (or a page that exists), never a 5xx, nothing changed."""
+    vendor, host, prefix = where
+    path = (prefix + "/" + "/".join(segments)).replace(" ", "%20")
+    route = MockRoute(vendor, host, path, (method,))
+    check_route(_sandbox_session, route, Case(method=method))

@@ -116,7 +116,7 @@ _documents = st.one_of(
 )
 
 
-@fuzz_settings(80)
+@fuzz_settings(60)
 @given(documents=st.lists(_documents, min_size=1, max_size=3))
 def test_random_yaml_documents_load_or_explain(
     tmp_path_factory: pytest.TempPathFactory, documents: list[Any]
@@ -183,7 +183,7 @@ def _mutated(draw: st.DrawFn) -> str:
     return text
 
 
-@fuzz_settings(100)
+@fuzz_settings(80)
 @given(text=_mutated())
 def test_mutated_real_scenario_files_load_or_explain(
     tmp_path_factory: pytest.TempPathFactory, text: str
@@ -212,16 +212,19 @@ def test_bytes_that_are_no_utf8_text_explain(
 @pytest.mark.parametrize(
     "text",
     [
-        "[" * 5000 + "]" * 5000,
-        "a: " + "{b: " * 3000 + "}" * 3000,
-        "- " * 3000 + "x",
+        "[" * 600 + "]" * 600,
+        "a: " + "{b: " * 1000 + "}" * 1000,
+        "- " * 1000 + "x",
+        "id: x\nsteps: " + "[" * 150 + "]" * 150,
     ],
-    ids=["deep-flow-list", "deep-flow-map", "deep-block-list"],
+    ids=["deep-flow-list", "deep-flow-map", "deep-block-list", "over-the-limit"],
 )
 def test_deeply_nested_documents_explain(tmp_path: Path, text: str) -> None:
     """Nesting deep enough to exhaust a recursive parser is a file problem, not a crash."""
     path = tmp_path / "deep.scenario.yaml"
     path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"deep\.scenario\.yaml:\d+: invalid YAML: nested"):
+        load_file(path, environ={})
     assert_loads_or_explains(path)
 
 

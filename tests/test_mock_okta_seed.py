@@ -23,7 +23,8 @@ SEED = 5
 
 @pytest.fixture
 def admin(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.admin_url, trust_env=False) as client:
+    # Seeding derives every tenant's RSA keys (~40 ms each): generous under a loaded CI box.
+    with httpx.Client(base_url=sandbox.admin_url, trust_env=False, timeout=60.0) as client:
         try:
             yield client
         finally:
