@@ -37,7 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--harness-broker",
         default=None,
-        help="broker under test: reference, reference:<defect> or url:<base> (default: reference)",
+        help="broker under test: reference, reference:<defect>, url:<base>, cmd:<command> or "
+        "docker:<image> (default: reference)",
     )
     group.addoption(
         "--harness-report-dir",

@@ -115,6 +115,58 @@ def test_cli_fails_with_exit_1_and_a_rerun_line(
     assert f"rerun: mcp-harness verify {ws.url}/oidc/v1/token --profile generic --only HT-01" in out
 
 
+def test_cli_baseline_turns_known_deviations_into_expected_failures_and_flags_stale(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A vendor gating releases on verify lists its known deviations; one that is fixed (a
+    listed check that now passes) is STALE and fails the run until it is removed."""
+    port = _free_port()
+    sandbox.databricks.add_federation_policy(
+        "cli", issuer=f"http://127.0.0.1:{port}", audiences=[AUDIENCE]
+    )
+    ws = sandbox.workspace("dbc-aaa")
+
+    def verify(entries: str) -> tuple[int, dict[str, str]]:
+        baseline = tmp_path / "expected-failures.yaml"
+        baseline.write_text(entries)
+        code = main(
+            [
+                "verify",
+                f"{ws.url}/oidc/v1/token",
+                "--profile",
+                "generic",
+                "--issuer-port",
+                str(port),
+                "--issuer-key-dir",
+                str(tmp_path / "keys"),
+                "--audience",
+                AUDIENCE,
+                "--subject",
+                USER,
+                "--proxy",
+                sandbox.proxy_url,
+                "--allow-plain-http",
+                "--report-dir",
+                str(tmp_path / "reports"),
+                "--report",
+                "json",
+                "--only",
+                "TX-07,TR-03",
+                "--expected-failures",
+                str(baseline),
+            ]
+        )
+        capsys.readouterr()
+        results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
+        return code, {s["id"]: s["status"] for s in results["scenarios"]}
+
+    listed = "- id: TX-07\n  comment: the mock ignores resource (vendor-fidelity)\n"
+    code, status = verify(listed)
+    assert code == 0 and status["TX-07"] == "EXPECTED_FAILURE" and status["TR-03"] == "PASSED"
+    code, status = verify(listed + "- id: TR-03\n  comment: fixed since\n")
+    assert code == 1 and status["TR-03"] == "STALE"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

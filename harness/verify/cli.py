@@ -115,6 +115,10 @@ def add_parser(sub: Any) -> None:
     out.add_argument("--report-dir", type=Path, default=Path("reports"))
     out.add_argument("--bundle", type=Path, help="also write one .zip or .tar.gz archive")
     out.add_argument("-q", "--quiet", action="store_true", help="print only the verdict")
+    from harness.coverage_gate import add_arguments as add_gate_arguments
+
+    # the same CI gate as `run`: baseline entries are check ids (`JV-17`), STALE fails the run
+    add_gate_arguments(p.add_argument_group("CI gate"))
     p.set_defaults(handler=run)
 
 
@@ -131,8 +135,10 @@ def _formats(spec: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness import coverage_gate
     from harness.reporting import write_reports
     from harness.verify.bundle import archive_kind, write_bundle
+    from harness.verify.catalog import CATALOG
     from harness.verify.config import VerifyConfig
     from harness.verify.engine import run_verify
     from harness.verify.profiles import load_profile
@@ -140,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     formats = _formats(args.report)
     if args.bundle is not None:
         archive_kind(args.bundle)
+    baseline = coverage_gate.load_from_args(args)  # a bad file is exit 2 before any request
+    coverage_gate.parse_required(args.require_checks)
     profile = load_profile(args.profile)
     client_auth = args.client_auth or ("basic" if args.client_secret else "none")
     only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
@@ -173,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if issuer is not None:
             issuer.stop()
+    selected = ["TX-01", *only] if only else list(CATALOG)
+    coverage_gate.finish_run(result, args, baseline, selected)
     out = write_reports(result, args.report_dir, formats)
     if not args.quiet:
         for scenario in result.scenarios:
@@ -181,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         print("-" * 78)
         for scenario in result.scenarios:
             check = scenario.checks[0]
-            if check.status.value in ("FAILED", "ERROR"):
+            if check.status.value in ("FAILED", "ERROR", "STALE"):
                 print(f"{check.status.value}: {check.id} {check.title}: {check.message}")
                 for line in (check.reproduce or scenario.reproduce or "").splitlines():
                     print(f"    rerun: {line}")
