@@ -8,8 +8,6 @@ broker is used so that the compared statuses include failures, not only passes.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -125,17 +123,3 @@ def test_workers_refuse_a_fixed_sandbox_port(capsys: pytest.CaptureFixture[str])
 
 
 # -- pytest -n ------------------------------------------------------------------------------
-def test_pytest_xdist_writes_one_merged_report(tmp_path: Path) -> None:
-    report_dir = tmp_path / "reports"
-    command = [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-v"]
-    command += ["scenarios/", "-k", "token-isolation or invalid-segment"]
-    command += ["--harness-report-dir", str(report_dir)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "[gw0]" in done.stdout and "[gw1]" in done.stdout  # both workers ran scenarios
-    (run_dir,) = _run_dirs(report_dir)
-    results = json.loads((run_dir / "results.json").read_text())
-    ids = [s["id"] for s in results["scenarios"]]
-    assert len(ids) == len(set(ids)) == 11
-    assert "token-isolation" in ids and "invalid-segment[evil]" in ids
-    assert {s["status"] for s in results["scenarios"]} == {"PASSED"}
