@@ -355,22 +355,9 @@ def scenarios() -> list[Scenario]:
 
 def declared_checks(scenario: Scenario) -> set[str]:
     """Check ids a scenario declares (``check:`` anywhere in its steps), without running it."""
-    found: set[str] = set()
+    from harness.coverage_gate import declared_checks as declared
 
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == "check" and isinstance(item, str):
-                    found.add(item)
-                else:
-                    walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(scenario.steps)
-    walk(scenario.finally_steps)
-    return found
+    return set(declared(scenario))
 
 
 def holding(wanted: Iterable[str], *, full: bool = False) -> list[Scenario]:

@@ -25,7 +25,7 @@ from harness.reporting.junit import render_junit
 from harness.reporting.markdown import render_markdown
 from harness.results import RunResult
 
-__all__ = ["FILENAMES", "FORMATS", "new_run_id", "write_reports"]
+__all__ = ["FILENAMES", "FORMATS", "new_run_id", "parse_formats", "write_reports"]
 
 FORMATS = ("html", "json", "junit", "md")
 #: File each format is written to inside the run directory.
@@ -42,6 +42,19 @@ _RENDERERS: dict[str, Callable[[RunResult], str]] = {
     "md": render_markdown,
 }
 LATEST = "latest"
+
+
+def parse_formats(spec: str) -> list[str]:
+    """``--report html,json`` as a list; an unknown or empty choice is a usage error (exit 2)."""
+    from harness.errors import UsageError
+
+    chosen = [f.strip() for f in spec.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise UsageError(
+            f"--report: unknown format(s) {', '.join(unknown) or '(none)'}; use {','.join(FORMATS)}"
+        )
+    return chosen
 
 
 def new_run_id(now: float) -> str:

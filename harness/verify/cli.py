@@ -123,15 +123,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _formats(spec: str) -> list[str]:
-    from harness.reporting import FORMATS
+    from harness.reporting import parse_formats
 
-    chosen = [f.strip() for f in spec.split(",") if f.strip()]
-    unknown = [f for f in chosen if f not in FORMATS]
-    if unknown or not chosen:
-        raise UsageError(
-            f"--report: unknown format(s) {', '.join(unknown) or '(none)'}; use {','.join(FORMATS)}"
-        )
-    return chosen
+    return parse_formats(spec)
 
 
 def run(args: argparse.Namespace) -> int:
