@@ -229,6 +229,24 @@ def test_accepts_deprovisioned_user(sandbox: Sandbox, databricks: Sts) -> None:
     assert _deprovisioned_token_works(databricks, sandbox) is True
 
 
+def test_deprovisioned_user_variant_answers_scim_me_without_crashing(
+    sandbox: Sandbox, databricks: Sts
+) -> None:
+    """The bad platform accepts the removed user's token everywhere, SCIM ``Me`` included,
+    and answers for an inactive principal: misbehaving on purpose, never a 500."""
+    sandbox.set_sts_variant(WS_A, "accepts-deprovisioned-user")
+    token = databricks.exchange(databricks.mint()).json()["access_token"]
+    sandbox.databricks.remove_user(ALICE)
+    try:
+        me = databricks.http.get(
+            f"http://{WS_A}/api/2.0/preview/scim/v2/Me",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    finally:
+        sandbox.databricks.add_user(ALICE)
+    assert me.status_code == 200 and me.json()["active"] is False
+
+
 # -- scope: per host, every host, reset ----------------------------------------------------
 def test_a_variant_is_per_host(sandbox: Sandbox, databricks: Sts) -> None:
     sandbox.set_sts_variant(WS_B, "accepts-expired")

@@ -148,9 +148,19 @@ class DatabricksService:
         _, principal = auth
         headers = {"X-Databricks-Org-Id": ws.workspace_id}
         schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+        user = self.account.users.get(principal.name)
+        sp = self.account.service_principal(principal.name)
+        if (principal.kind == "service_principal" and sp is None) or (
+            principal.kind != "service_principal" and user is None
+        ):
+            # Only reachable under the known-bad platform variant `accepts-deprovisioned-user`
+            # (authenticate() refuses removed principals otherwise): the bad workspace answers
+            # for the token's subject as an inactive principal rather than crashing.
+            return json_response(
+                {"schemas": schema, "userName": principal.name, "active": False}, headers=headers
+            )
         if principal.kind == "service_principal":
-            sp = self.account.service_principal(principal.name)
-            assert sp is not None  # authenticate() checked it is active
+            assert sp is not None
             return json_response(
                 {
                     "schemas": schema,
@@ -161,7 +171,7 @@ class DatabricksService:
                 },
                 headers=headers,
             )
-        user = self.account.users[principal.name]
+        assert user is not None
         local = user.user_name.split("@")[0]
         return json_response(
             {
