@@ -498,6 +498,17 @@ def _other_alg(other: str) -> Proof:
     return proof
 
 
+def _published_other_alg(other: str) -> Proof:
+    def proof(issuer: TestIssuer, jwks: dict[str, Any], token: str, alg: str) -> None:
+        header, _, _, _ = pieces(token)
+        key = issuer.signing_key("RS256")
+        assert header["alg"] == other and header["kid"] == key.kid  # a published kid
+        assert signature_ok(other, key.public_key, token)  # the published key verifies it
+        assert claims_ok(issuer, token)
+
+    return proof
+
+
 def _hs256_secret(issuer: TestIssuer, jwks: dict[str, Any], token: str, alg: str) -> None:
     assert pieces(token)[0]["alg"] == "HS256"
     assert mac_ok(issuer.hs_secret, token)
@@ -542,6 +553,8 @@ PROOFS: dict[str, Proof] = {
     "alg-RS384": _other_alg("RS384"),
     "alg-ES512": _other_alg("ES512"),
     "alg-HS256-secret": _hs256_secret,
+    "alg-PS256-published-key": _published_other_alg("PS256"),
+    "alg-RS384-published-key": _published_other_alg("RS384"),
     "kid-traversal": _published_signature(lambda h, c: h["kid"] == "../../../../dev/null"),
     "kid-sql": _published_signature(lambda h, c: h["kid"] == "' OR '1'='1"),
     "kid-huge": _published_signature(lambda h, c: h["kid"] == "k" * 10240),

@@ -49,6 +49,10 @@ SIGNING_DEFECTS: dict[str, str] = {
     "alg-RS384": "RS384, an algorithm outside RS256/ES256, with an unpublished RSA key",
     "alg-ES512": "ES512, an algorithm outside RS256/ES256, with an unpublished P-521 key",
     "alg-HS256-secret": "HS256 with a random secret the verifier cannot know",
+    "alg-PS256-published-key": "PS256 signed with the published RSA key and its kid: accepted "
+    "only by a verifier that lets the header choose the algorithm",
+    "alg-RS384-published-key": "RS384 signed with the published RSA key and its kid: accepted "
+    "only by a verifier that lets the header choose the algorithm",
     "kid-traversal": f"kid {KID_TRAVERSAL!r} (path traversal), real signature",
     "kid-sql": f"kid {KID_SQL!r} (SQL injection), real signature",
     "kid-huge": f"kid of {KID_HUGE_LENGTH} characters, real signature",
@@ -74,6 +78,8 @@ class DefectContext:
     """The HMAC secret of ``alg-HS256-secret``: random, known to nobody else."""
     jku_url: Callable[[str], str]
     """The recording URL for a nonce (the token's ``jti``)."""
+    published: Callable[[str], IssuerKey]
+    """A published signing key by algorithm (``RS256`` or ``ES256``)."""
 
 
 def check_defect(defect: str | None) -> None:
@@ -206,6 +212,18 @@ def _other_alg(alg: str) -> Callable[[Draft, DefectContext], str]:
     return build
 
 
+def _published_other_alg(alg: str) -> Callable[[Draft, DefectContext], str]:
+    """The published RSA key signing under another RSA algorithm: the key (found by its real
+    ``kid``) verifies the signature, so only an algorithm allow-list refuses the token."""
+
+    def build(draft: Draft, context: DefectContext) -> str:
+        key = context.published("RS256")
+        header = {**draft.header, "alg": alg, "kid": key.kid}
+        return compact(header, draft.claims, alg, key.private_key)
+
+    return build
+
+
 def _hs256_secret(draft: Draft, context: DefectContext) -> str:
     kid = "hs-" + hashlib.sha256(context.hs_secret).hexdigest()[:16]
     header = {**draft.header, "alg": "HS256", "kid": kid}
@@ -239,6 +257,8 @@ _BUILDERS: dict[str, Callable[[Draft, DefectContext], str]] = {
     "alg-RS384": _other_alg("RS384"),
     "alg-ES512": _other_alg("ES512"),
     "alg-HS256-secret": _hs256_secret,
+    "alg-PS256-published-key": _published_other_alg("PS256"),
+    "alg-RS384-published-key": _published_other_alg("RS384"),
     "kid-traversal": _kid(KID_TRAVERSAL),
     "kid-sql": _kid(KID_SQL),
     "kid-huge": _kid("k" * KID_HUGE_LENGTH),

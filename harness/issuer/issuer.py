@@ -67,7 +67,10 @@ class TestIssuer:
         self._jku: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._jku_lock = threading.Lock()
         self._context = DefectContext(
-            attacker=self.attacker_key, hs_secret=self._hs_secret, jku_url=self.jku_url
+            attacker=self.attacker_key,
+            hs_secret=self._hs_secret,
+            jku_url=self.jku_url,
+            published=self.signing_key,
         )
 
     # -- URLs ------------------------------------------------------------------------------

@@ -46,6 +46,11 @@ def jv04(c: CheckContext) -> None:
             c.info(f"{alg} is documented as supported by this profile: not probed")
             continue
         _try(c, c.run.mint(defect=defect), f"signed with {alg} (unpublished key)")
+    for defect in ("alg-PS256-published-key", "alg-RS384-published-key"):
+        alg = defect.removeprefix("alg-").removesuffix("-published-key")
+        if alg in documented:
+            continue
+        _try(c, c.run.mint(defect=defect), f"signed with {alg} by the published RSA key")
 
 
 @check("JV-05", needs=JV)
